@@ -1,0 +1,73 @@
+"""Hydra <-> objects at the edge: build a run from a config, attach the config to checkpoints, load them back.
+
+    module = diffkit.config.load("outputs/.../checkpoints/last.ckpt")   # no Hydra run needed
+    x = module.sample(16, steps=18)
+
+References:
+    lightning-hydra-template (instantiate at the edge); diffusion_policy (checkpoints carry their config).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from diffkit.training.module import CONFIG_KEY, DiffusionModule
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config as plain Python containers (what goes into a checkpoint)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+
+
+def build_module(cfg: DictConfig) -> DiffusionModule:
+    """Instantiate `cfg.module` and attach the resolved config so checkpoints describe themselves."""
+    module = instantiate(cfg.module)
+    if not isinstance(module, DiffusionModule):
+        raise TypeError(f"cfg.module must build a DiffusionModule, got {type(module).__name__}")
+    module.resolved_config = to_dict(cfg)
+    return module
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that is missing, damaged, untrusted or not a diffkit checkpoint."""
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """torch.load with weights_only=True (no code execution) and one clear error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = f"damaged or not a torch checkpoint ({first_line})"
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or CONFIG_KEY not in checkpoint:
+        raise CheckpointError(f"{path} is not a diffkit checkpoint (needs 'state_dict' and '{CONFIG_KEY}')")
+    return checkpoint
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
+    """Rebuild a DiffusionModule (with its EMA weights) from a checkpoint alone, in eval mode."""
+    checkpoint = read_checkpoint(path, map_location)
+    cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    module = build_module(cfg)
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model its config describes ({err})") from None
+    return module.to(map_location).eval()
+
+
+def load_config(path: str | os.PathLike) -> DictConfig:
+    """The resolved config stored in a checkpoint."""
+    return OmegaConf.create(read_checkpoint(path)[CONFIG_KEY])

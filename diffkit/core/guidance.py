@@ -1,0 +1,58 @@
+"""Guidance as Denoiser -> Denoiser wrappers, so they compose and every sampler gets them for free.
+
+References:
+    Ho & Salimans 2022 (classifier-free guidance); Song et al. 2021, App. I / Lugmayr et al. 2022 (replacement
+    inpainting); Janner et al. 2022 (Diffuser, conditioning by replacement).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Generator, Tensor
+
+from diffkit.core.types import Cond, Denoiser
+from diffkit.core.utils import append_dims
+
+NULL_LABEL = -1  # integer conditioning value meaning "no condition" (the CFG null token)
+
+
+def cfg(denoiser: Denoiser, scale: float, null_cond: Cond | None = None) -> Denoiser:
+    """D_uncond + scale·(D_cond - D_uncond) (Ho & Salimans 2022); scale 1 = conditional, 0 = unconditional."""
+
+    def guided(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        if scale == 1.0:
+            return denoiser(x, sigma, cond)
+        uncond = denoiser(x, sigma, null_cond)
+        if scale == 0.0:
+            return uncond
+        return uncond + scale * (denoiser(x, sigma, cond) - uncond)
+
+    return guided
+
+
+def replace(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
+    """Overwrite the denoised estimate with `known` where mask = 1 (replacement conditioning / inpainting)."""
+    keep = mask.to(torch.bool)
+
+    def replaced(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        return torch.where(keep, known.to(x.dtype), denoiser(x, sigma, cond))
+
+    return replaced
+
+
+def drop_cond(cond: Cond, p: float, generator: Generator | None = None) -> Cond:
+    """Replace each example's conditioning by the null value with probability p (CFG label dropout).
+
+    Integer tensors become NULL_LABEL, floating tensors become zeros; shapes [B, ...].
+    """
+    if p <= 0 or not cond:
+        return cond
+    first = next(iter(cond.values()))
+    drop = torch.rand(first.shape[0], generator=generator, device=first.device) < p
+    out = {}
+    for key, value in cond.items():
+        null = (
+            torch.full_like(value, NULL_LABEL) if not value.is_floating_point() else torch.zeros_like(value)
+        )
+        out[key] = torch.where(append_dims(drop, value.ndim), null, value)
+    return out

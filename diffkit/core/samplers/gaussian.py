@@ -1,0 +1,211 @@
+"""Samplers for Gaussian diffusion: short functions over denoiser(x, σ, cond) that walk a decreasing σ grid.
+
+Every sampler takes x at sigmas[0] (e.g. prior noise · σ_max), the grid `sigmas` (n + 1 values ending in 0),
+and returns x at σ = 0. Randomness comes only from `generator`; `callback` is called once per step.
+
+References:
+    Karras et al. 2022 (EDM), Algorithms 1-2; Song et al. 2021 (DDIM); Ho et al. 2020 (DDPM);
+    Lu et al. 2022, "DPM-Solver++" (2M multistep); k-diffusion (Crowson) for the σ-frame forms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Generator, Tensor
+
+from diffkit.core.types import Callback, Cond, Denoiser
+from diffkit.core.utils import randn_like, to_d
+
+
+def _check_grid(x: Tensor, sigmas: Tensor) -> None:
+    if sigmas.ndim != 1 or sigmas.numel() < 2:
+        raise ValueError(f"sigmas must be a 1-d grid of n + 1 >= 2 values, got shape {tuple(sigmas.shape)}")
+    if bool((sigmas[1:] > sigmas[:-1]).any()) or float(sigmas[-1]) != 0.0:
+        raise ValueError("sigmas must be non-increasing and end in 0 (e.g. karras_sigmas(n, ...))")
+    if x.ndim < 2:
+        raise ValueError(f"x must be batched [B, ...], got shape {tuple(x.shape)}")
+
+
+def _call(denoiser: Denoiser, x: Tensor, sigma: Tensor, cond: Cond | None) -> Tensor:
+    return denoiser(x, sigma.to(x.dtype).expand(x.shape[0]), cond)
+
+
+def _report(callback: Callback | None, **info: object) -> None:
+    if callback is not None:
+        callback(info)
+
+
+def ancestral_step(sigma_from: Tensor, sigma_to: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(σ_down, σ_up) with σ_down² + σ_up² = σ_to² of the DDIM(η) posterior step (Song et al. 2021, eq. 16)."""
+    if float(sigma_to) == 0.0 or eta == 0.0:
+        return sigma_to, torch.zeros_like(sigma_to)
+    sigma_up = eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2).sqrt()
+    sigma_up = torch.minimum(sigma_up, sigma_to)
+    return (sigma_to**2 - sigma_up**2).sqrt(), sigma_up
+
+
+@torch.no_grad()
+def sample_euler(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Cond | None = None,
+    generator: Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """First-order Euler steps of the probability-flow ODE (Karras et al. 2022, Algorithm 2 without the 2nd order)."""
+    _check_grid(x, sigmas)
+    for i in range(len(sigmas) - 1):
+        denoised = _call(denoiser, x, sigmas[i], cond)
+        _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        x = x + to_d(x, sigmas[i].expand(x.shape[0]), denoised) * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+@torch.no_grad()
+def sample_euler_ancestral(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Cond | None = None,
+    generator: Generator | None = None,
+    callback: Callback | None = None,
+    eta: float = 1.0,  # 1 = full ancestral (DDPM posterior) noise, 0 = Euler
+) -> Tensor:
+    """Euler step to σ_down plus fresh noise σ_up (ancestral sampling; DDIM(η) in the σ-frame)."""
+    _check_grid(x, sigmas)
+    for i in range(len(sigmas) - 1):
+        denoised = _call(denoiser, x, sigmas[i], cond)
+        _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        x = x + to_d(x, sigmas[i].expand(x.shape[0]), denoised) * (sigma_down - sigmas[i])
+        if float(sigma_up) > 0:
+            x = x + randn_like(x, generator) * sigma_up
+    return x
+
+
+@torch.no_grad()
+def sample_ddim(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Cond | None = None,
+    generator: Generator | None = None,
+    callback: Callback | None = None,
+    eta: float = 0.0,  # DDIM's η: 0 deterministic, 1 = DDPM posterior variance
+) -> Tensor:
+    """DDIM(η) (Song et al. 2021, eq. 12): x' = x̂0 + σ_down·ε̂ + σ_up·z; in the σ-frame this is ancestral Euler."""
+    return sample_euler_ancestral(
+        denoiser, x, sigmas, cond=cond, generator=generator, callback=callback, eta=eta
+    )
+
+
+@torch.no_grad()
+def sample_ddpm(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Cond | None = None,
+    generator: Generator | None = None,
+    callback: Callback | None = None,
+    variance: str = "small",  # "small" = posterior β̃_t, "large" = β_t (Ho et al. 2020, Sec. 3.2)
+) -> Tensor:
+    """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): posterior mean plus β̃ or β noise, in the σ-frame."""
+    _check_grid(x, sigmas)
+    if variance not in ("small", "large"):
+        raise ValueError(f"sample_ddpm: variance must be 'small' or 'large', got {variance!r}")
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = _call(denoiser, x, s, cond)
+        _report(callback, x=x, i=i, sigma=s, sigma_hat=s, denoised=denoised)
+        # Posterior mean of the σ-frame chain x_t = x_s + sqrt(σ_t² - σ_s²)·z.
+        x = denoised + (s_next**2 / s**2) * (x - denoised)
+        if float(s_next) > 0:
+            if variance == "small":
+                var = s_next**2 * (s**2 - s_next**2) / s**2
+            else:  # β_t / ᾱ_s with ᾱ = 1 / (1 + σ²)
+                var = (s**2 - s_next**2) * (1 + s_next**2) / (1 + s**2)
+            x = x + randn_like(x, generator) * var.sqrt()
+    return x
+
+
+@torch.no_grad()
+def sample_heun(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Cond | None = None,
+    generator: Generator | None = None,
+    callback: Callback | None = None,
+    s_churn: float = 0.0,  # EDM's S_churn: total stochasticity added over the trajectory
+    s_tmin: float = 0.0,  # churn only for σ in [S_tmin, S_tmax]
+    s_tmax: float = float("inf"),
+    s_noise: float = 1.0,  # EDM's S_noise: inflation of the churn noise
+) -> Tensor:
+    """Heun's 2nd-order method with optional churn (Karras et al. 2022, Algorithm 2); last step is Euler."""
+    _check_grid(x, sigmas)
+    n = len(sigmas) - 1
+    for i in range(n):
+        sigma = sigmas[i]
+        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_tmin <= float(sigma) <= s_tmax else 0.0
+        sigma_hat = sigma * (1 + gamma)
+        if gamma > 0:
+            x = x + randn_like(x, generator) * s_noise * (sigma_hat**2 - sigma**2).sqrt()
+        denoised = _call(denoiser, x, sigma_hat, cond)
+        _report(callback, x=x, i=i, sigma=sigma, sigma_hat=sigma_hat, denoised=denoised)
+        d = to_d(x, sigma_hat.expand(x.shape[0]), denoised)
+        dt = sigmas[i + 1] - sigma_hat
+        x_next = x + d * dt
+        if float(sigmas[i + 1]) > 0:
+            # Heun correction: average the slopes at both ends.
+            denoised_next = _call(denoiser, x_next, sigmas[i + 1], cond)
+            d_next = to_d(x_next, sigmas[i + 1].expand(x.shape[0]), denoised_next)
+            x_next = x + (d + d_next) / 2 * dt
+        x = x_next
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Cond | None = None,
+    generator: Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """DPM-Solver++(2M): 2nd-order multistep in λ = -log σ (Lu et al. 2022, Algorithm 2)."""
+    _check_grid(x, sigmas)
+    old_denoised = None
+    for i in range(len(sigmas) - 1):
+        denoised = _call(denoiser, x, sigmas[i], cond)
+        _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        if float(sigmas[i + 1]) == 0:
+            x = denoised  # the exact ODE step to σ = 0 from the data estimate
+            continue
+        t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
+        h = t_next - t
+        if old_denoised is None:
+            d = denoised
+        else:
+            r = (t - (-sigmas[i - 1].log())) / h
+            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+        x = (sigmas[i + 1] / sigmas[i]) * x - torch.expm1(-h) * d
+        old_denoised = denoised
+    return x
+
+
+def nfe_per_grid(sampler_name: str, sigmas: Tensor) -> int:
+    """Network evaluations a sampler spends on a grid (Heun: 2 per step but 1 for the final step to 0)."""
+    steps = len(sigmas) - 1
+    if sampler_name == "sample_heun":
+        return 2 * steps - int(float(sigmas[-1]) == 0)
+    return steps

@@ -1,0 +1,37 @@
+"""The adapter contract every modality implements: raw batch <-> tensors, decoding, logging, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
+
+from torch import Tensor
+
+from diffkit.core.types import Cond
+
+SampleFn = Callable[[int, Cond | None], Tensor]  # (n, cond) -> n samples in model space
+InpaintFn = Callable[
+    [Tensor, Tensor, Cond | None], Tensor
+]  # (known, mask with 1 = known, cond) -> completions
+
+
+class Modality(Protocol):
+    """What the generic DiffusionModule needs from a data type (image, audio, text, trajectory)."""
+
+    kind: Literal["gaussian", "discrete"]
+
+    def example_shape(self) -> tuple[int, ...]: ...  # x0 shape without batch
+
+    def encode(self, batch: Mapping[str, Any]) -> tuple[Tensor, Cond]: ...  # raw batch -> (x0, cond)
+
+    def decode(self, x0: Tensor) -> Any: ...  # model space -> images / waveforms / strings
+
+    def log_samples(self, samples: Any, logger: Any, step: int, out_dir: str | None = None) -> None: ...
+
+    def example_cond(self, n: int, device: Any) -> Cond | None: ...  # conditions for n showcase samples
+
+
+class Evaluator(Protocol):
+    """Scores a model through sampling functions only (diffusion_policy's env_runner.run(policy) -> dict)."""
+
+    def run(self, sample_fn: SampleFn, inpaint_fn: InpaintFn | None = None) -> dict[str, float]: ...
