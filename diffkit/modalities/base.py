@@ -10,9 +10,7 @@ from torch import Tensor
 from diffkit.core.types import Cond
 
 SampleFn = Callable[[int, Cond | None], Tensor]  # (n, cond) -> n samples in model space
-InpaintFn = Callable[
-    [Tensor, Tensor, Cond | None], Tensor
-]  # (known, mask with 1 = known, cond) -> completions
+InpaintFn = Callable[[Tensor, Tensor, Cond | None], Tensor]  # (known, mask with 1 = known, cond) -> completions
 
 
 class Modality(Protocol):

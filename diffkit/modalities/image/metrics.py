@@ -1,0 +1,168 @@
+"""Image metrics: a Fréchet distance on features of a classifier trained here ("digits-FD", not Inception FID),
+classifier accuracy of conditional samples, and SSIM/PSNR for inpainting against a mean-fill baseline.
+
+References:
+    Heusel et al. 2017 (Fréchet Inception Distance); Wang et al. 2004 (SSIM); Lugmayr et al. 2022 (inpainting).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from diffkit.io import atomic_write, write_json
+from diffkit.modalities.base import InpaintFn, SampleFn
+
+
+class DigitsClassifier(nn.Module):
+    """Small CNN for 1x8x8 digits; its 64-d penultimate layer is the feature space of digits-FD."""
+
+    def __init__(self, num_classes: int = 10, feature_dim: int = 64) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.SiLU(), nn.Conv2d(32, 64, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 4 * 4, feature_dim), nn.SiLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features [B, feature_dim] of model-space images [B,1,8,8]."""
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def train_classifier(
+    images: Tensor, labels: Tensor, val_images: Tensor, val_labels: Tensor, *, epochs: int = 30, seed: int = 0
+) -> tuple[DigitsClassifier, float]:
+    """Train the feature classifier with AdamW and light pixel-noise augmentation; returns (model, val accuracy)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = DigitsClassifier(num_classes=int(labels.max()) + 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(images), generator=generator).split(64):
+            x = images[idx] + 0.1 * torch.randn(images[idx].shape, generator=generator)
+            loss = F.cross_entropy(model(x), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model, accuracy(model, val_images, val_labels)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
+    """Fraction of images whose argmax class equals the label."""
+    return float((model(images).argmax(dim=1) == labels).float().mean())
+
+
+def load_or_train_classifier(
+    cache_dir: str | os.PathLike, images: Tensor, labels: Tensor, val_images: Tensor, val_labels: Tensor
+) -> tuple[DigitsClassifier, float]:
+    """Load cache_dir/classifier.safetensors (+ .json) or train and cache it; a damaged cache is retrained."""
+    weights, info = Path(cache_dir) / "classifier.safetensors", Path(cache_dir) / "classifier.json"
+    if weights.exists() and info.exists():
+        try:
+            meta = json.loads(info.read_text())
+            model = DigitsClassifier(num_classes=meta["num_classes"])
+            model.load_state_dict(load_file(weights))
+            return model.eval(), float(meta["val_accuracy"])
+        except (OSError, ValueError, KeyError, RuntimeError):
+            pass  # damaged or stale cache: retrain below and overwrite it atomically
+    model, val_acc = train_classifier(images, labels, val_images, val_labels)
+    atomic_write(weights, lambda tmp: save_file(model.state_dict(), tmp))
+    write_json({"num_classes": model.head.out_features, "val_accuracy": val_acc}, info)
+    return model, val_acc
+
+
+def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets [N,D], [M,D] (Heusel et al. 2017), float64."""
+    a, b = feats_a.double(), feats_b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    # tr sqrt(Σa Σb) = tr sqrt(Σa^½ Σb Σa^½), computed with symmetric eigendecompositions.
+    eval_a, evec_a = torch.linalg.eigh(cov_a)
+    sqrt_a = evec_a @ torch.diag(eval_a.clamp(min=0).sqrt()) @ evec_a.T
+    cross = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
+
+
+def half_mask(shape: tuple[int, ...], side: str = "bottom") -> Tensor:
+    """Float mask [*shape] with 1 = known: the top half known when side="bottom" is masked (or left/right)."""
+    mask = torch.ones(shape)
+    h, w = shape[-2], shape[-1]
+    if side == "bottom":
+        mask[..., h // 2 :, :] = 0
+    elif side == "right":
+        mask[..., :, w // 2 :] = 0
+    else:
+        raise ValueError(f"half_mask: side must be 'bottom' or 'right', got {side!r}")
+    return mask
+
+
+def mean_fill(known: Tensor, mask: Tensor, pixel_mean: Tensor) -> Tensor:
+    """Baseline inpainting: unknown pixels (mask = 0) take the per-pixel training mean [C,H,W]."""
+    return torch.where(mask.bool(), known, pixel_mean.expand_as(known))
+
+
+def inpainting_scores(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """SSIM (3x3 Gaussian window, fits 8x8) and PSNR of model-space images in [-1, 1]."""
+    pred = pred.clamp(-1, 1)
+    ssim = structural_similarity_index_measure(pred, target, data_range=2.0, kernel_size=3, sigma=0.5)
+    psnr = peak_signal_noise_ratio(pred, target, data_range=2.0)
+    return {"ssim": float(ssim), "psnr": float(psnr)}
+
+
+class DigitsEvaluator:
+    """Scores a digits model through sampling functions (diffusion_policy's runner.run(policy) -> dict)."""
+
+    def __init__(self, data_dir: str, n_samples: int | None = None, conditional: bool = False) -> None:
+        from diffkit.modalities.image.data import DigitsDataModule  # data loading lives in data.py
+
+        data = DigitsDataModule(data_dir=data_dir)
+        data.prepare_data()
+        self.train_images, self.train_labels = data.arrays("train")
+        val_images, val_labels = data.arrays("val")
+        self.test_images, self.test_labels = data.arrays("test")
+        self.classifier, self.classifier_val_acc = load_or_train_classifier(
+            data_dir, self.train_images, self.train_labels, val_images, val_labels
+        )
+        self.n_samples = n_samples or len(self.train_images)
+        self.conditional = conditional
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> Tensor:
+        return self.classifier.features(images.clamp(-1, 1))
+
+    def run(self, sample_fn: SampleFn, inpaint_fn: InpaintFn | None = None) -> dict[str, float]:
+        """digits-FD of samples vs the train split (and the real-test floor); inpainting vs mean fill."""
+        reference = self.features(self.train_images)
+        labels = torch.arange(self.n_samples) % 10 if self.conditional else None
+        samples = sample_fn(self.n_samples, None if labels is None else {"label": labels})
+        metrics = {
+            "fd": frechet_distance(self.features(samples), reference),
+            "fd_real_test": frechet_distance(self.features(self.test_images), reference),
+            "classifier_test_acc": accuracy(self.classifier, self.test_images, self.test_labels),
+        }
+        if labels is not None:
+            metrics["cond_acc"] = accuracy(self.classifier, samples.clamp(-1, 1), labels)
+        if inpaint_fn is not None:
+            mask = half_mask(tuple(self.test_images.shape))
+            known = self.test_images * mask
+            cond = {"label": self.test_labels} if self.conditional else None
+            filled = inpaint_fn(known, mask, cond)
+            baseline = mean_fill(known, mask, self.train_images.mean(0))
+            metrics.update({f"inpaint_{k}": v for k, v in inpainting_scores(filled, self.test_images).items()})
+            metrics.update({f"meanfill_{k}": v for k, v in inpainting_scores(baseline, self.test_images).items()})
+        return metrics
