@@ -11,6 +11,7 @@ References:
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -18,7 +19,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from diffkit.config import load, load_config
+from diffkit.config import CheckpointError, load, load_config
 from diffkit.io import write_json
 from diffkit.training.evaluation import evaluate
 
@@ -49,7 +50,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-sample`)."""
-    run(cfg)
+    try:
+        run(cfg)
+    except CheckpointError as err:  # a user error: one line, no traceback
+        sys.exit(f"diffkit-sample: {err}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from diffkit.config import build_module, to_dict
 from diffkit.io import write_json
+from diffkit.training.evaluation import evaluate, showcase
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(to_dict(cfg))
-    log.info("run folder: %s", cfg.paths.output_dir)
+    evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") else None
+    out_dir = Path(cfg.paths.output_dir)
+    log.info("run folder: %s", out_dir)
+    metrics: dict[str, float] = {}
+    if evaluator is not None and cfg.eval.before_training:
+        metrics.update({f"init/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
+        log.info("untrained model: %s", metrics)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    write_json(metrics, Path(cfg.paths.output_dir) / "metrics.json")
+    metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+    if trainer.is_global_zero:
+        showcase(module, str(out_dir / "samples"), n=cfg.eval.n_grid, steps=cfg.eval.steps)
+    if evaluator is not None:
+        metrics.update({f"test/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
+    write_json(metrics, out_dir / "metrics.json")
     log.info("metrics: %s", metrics)
     return metrics
 

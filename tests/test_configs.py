@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import RECIPES, ROOT, compose_train
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError
 
-from conftest import RECIPES, ROOT, compose_train
 from diffkit.config import build_module, to_dict
 from diffkit.training.module import DiffusionModule
 
@@ -30,9 +30,7 @@ def test_recipe_composes_and_instantiates(recipe: str, tmp_path: Path) -> None:
     assert trainer_cfg.default_root_dir == str(tmp_path)
 
 
-@pytest.mark.parametrize(
-    "sampler", ["euler", "euler_ancestral", "heun", "heun_churn", "ddim", "ddpm", "dpmpp_2m"]
-)
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "heun", "heun_churn", "ddim", "ddpm", "dpmpp_2m"])
 def test_every_sampler_option_builds(sampler: str, tmp_path: Path) -> None:
     cfg = compose_train(["recipe=smoke/image", f"sampler={sampler}"], tmp_path)
     module = build_module(cfg)

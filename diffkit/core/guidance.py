@@ -51,8 +51,6 @@ def drop_cond(cond: Cond, p: float, generator: Generator | None = None) -> Cond:
     drop = torch.rand(first.shape[0], generator=generator, device=first.device) < p
     out = {}
     for key, value in cond.items():
-        null = (
-            torch.full_like(value, NULL_LABEL) if not value.is_floating_point() else torch.zeros_like(value)
-        )
+        null = torch.full_like(value, NULL_LABEL) if not value.is_floating_point() else torch.zeros_like(value)
         out[key] = torch.where(append_dims(drop, value.ndim), null, value)
     return out

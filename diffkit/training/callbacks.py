@@ -22,11 +22,7 @@ def _due(trainer: L.Trainer, every_n_epochs: int) -> bool:
     epoch = trainer.current_epoch + 1
     last = trainer.max_epochs is not None and epoch == trainer.max_epochs
     at_end = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
-    return (
-        trainer.state.fn == "fit"
-        and not trainer.sanity_checking
-        and (epoch % every_n_epochs == 0 or last or at_end)
-    )
+    return trainer.state.fn == "fit" and not trainer.sanity_checking and (epoch % every_n_epochs == 0 or last or at_end)
 
 
 class SampleLogger(L.Callback):
@@ -57,17 +53,13 @@ class SampleLogger(L.Callback):
         samples = pl_module.sample(self.n, cond, steps=self.steps, generator=generator)
         logger = trainer.logger if trainer.loggers else None
         out_dir = self.out_dir or str(Path(trainer.default_root_dir) / "samples")
-        pl_module.modality.log_samples(
-            pl_module.modality.decode(samples), logger, trainer.global_step, out_dir
-        )
+        pl_module.modality.log_samples(pl_module.modality.decode(samples), logger, trainer.global_step, out_dir)
 
 
 class EvaluationCallback(L.Callback):
     """Every n epochs, run the modality's Evaluator on the EMA model and log its numbers as val/<metric>."""
 
-    def __init__(
-        self, evaluator: Evaluator, every_n_epochs: int = 10, steps: int | None = None, seed: int = 0
-    ) -> None:
+    def __init__(self, evaluator: Evaluator, every_n_epochs: int = 10, steps: int | None = None, seed: int = 0) -> None:
         self.evaluator, self.every_n_epochs, self.steps, self.seed = evaluator, every_n_epochs, steps, seed
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: DiffusionModule) -> None:

@@ -69,3 +69,13 @@ def evaluate(
         return evaluator.run(sample_fn, inpaint_fn)
     finally:
         module.train(was_training)
+
+
+def showcase(
+    module: DiffusionModule, out_dir: str, *, n: int = 100, steps: int | None = None, seed: int = 0, name: str = "final"
+) -> None:
+    """Decode n seeded EMA samples and save them through the modality (grid PNG / WAV / table) under out_dir."""
+    generator = torch.Generator().manual_seed(seed)
+    cond = module.modality.example_cond(n, device=module.device)
+    samples = module.sample(n, cond, steps=steps, generator=generator)
+    module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=f"{out_dir}/{name}")

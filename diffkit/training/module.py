@@ -63,9 +63,7 @@ class DiffusionModule(L.LightningModule):
         x0, cond = self.modality.encode(batch)
         loss = self.loss(self.denoiser, x0, drop_cond(cond, self.cond_dropout)).mean()
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at global step {self.global_step}"
-            )
+            raise FloatingPointError(f"non-finite training loss ({loss.item()}) at global step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 

@@ -100,9 +100,7 @@ def sample_ddim(
     eta: float = 0.0,  # DDIM's η: 0 deterministic, 1 = DDPM posterior variance
 ) -> Tensor:
     """DDIM(η) (Song et al. 2021, eq. 12): x' = x̂0 + σ_down·ε̂ + σ_up·z; in the σ-frame this is ancestral Euler."""
-    return sample_euler_ancestral(
-        denoiser, x, sigmas, cond=cond, generator=generator, callback=callback, eta=eta
-    )
+    return sample_euler_ancestral(denoiser, x, sigmas, cond=cond, generator=generator, callback=callback, eta=eta)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -78,7 +79,7 @@ def load_or_train_classifier(
             model = DigitsClassifier(num_classes=meta["num_classes"])
             model.load_state_dict(load_file(weights))
             return model.eval(), float(meta["val_accuracy"])
-        except (OSError, ValueError, KeyError, RuntimeError):
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
             pass  # damaged or stale cache: retrain below and overwrite it atomically
     model, val_acc = train_classifier(images, labels, val_images, val_labels)
     atomic_write(weights, lambda tmp: save_file(model.state_dict(), tmp))

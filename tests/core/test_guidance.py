@@ -1,0 +1,95 @@
+"""Guidance wrappers: classifier-free guidance algebra, exact replacement, condition dropout, inpainting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gmm import FullCovGaussian
+
+from diffkit.core.guidance import NULL_LABEL, cfg, drop_cond, replace
+from diffkit.core.samplers.gaussian import sample_euler_ancestral, sample_heun
+from diffkit.core.schedules import karras_sigmas
+
+
+def _labelled_denoiser(x, sigma, cond=None):
+    """A toy conditional denoiser: shifts by the label, or by -5 when unconditional."""
+    shift = -5.0 if cond is None else cond["label"].float().reshape(-1, *([1] * (x.ndim - 1)))
+    return 0.5 * x + shift
+
+
+def test_cfg_scale_one_is_conditional_and_zero_is_unconditional() -> None:
+    x, sigma, cond = torch.randn(4, 3), torch.ones(4), {"label": torch.arange(4)}
+    torch.testing.assert_close(cfg(_labelled_denoiser, 1.0)(x, sigma, cond), _labelled_denoiser(x, sigma, cond))
+    torch.testing.assert_close(cfg(_labelled_denoiser, 0.0)(x, sigma, cond), _labelled_denoiser(x, sigma, None))
+    uncond, condd = _labelled_denoiser(x, sigma, None), _labelled_denoiser(x, sigma, cond)
+    torch.testing.assert_close(cfg(_labelled_denoiser, 3.0)(x, sigma, cond), uncond + 3.0 * (condd - uncond))
+    null = {"label": torch.full((4,), 7)}
+    torch.testing.assert_close(cfg(_labelled_denoiser, 0.0, null)(x, sigma, cond), _labelled_denoiser(x, sigma, null))
+
+
+def test_replace_keeps_known_entries_exactly() -> None:
+    known = torch.randn(3, 1, 4, 4)
+    mask = torch.rand(3, 1, 4, 4) > 0.5
+    wrapped = replace(_labelled_denoiser, known, mask)
+    x = torch.randn(3, 1, 4, 4)
+    out = wrapped(x, torch.ones(3), None)
+    assert torch.equal(out[mask], known[mask])
+    assert torch.equal(out[~mask], _labelled_denoiser(x, torch.ones(3))[~mask])
+
+
+def test_guidance_wrappers_compose() -> None:
+    known, mask = torch.zeros(2, 3), torch.tensor([[1, 0, 0], [0, 0, 1]])
+    wrapped = replace(cfg(_labelled_denoiser, 2.0), known, mask)
+    out = wrapped(torch.ones(2, 3), torch.ones(2), {"label": torch.tensor([1, 2])})
+    assert torch.equal(out[mask.bool()], torch.zeros(2))
+
+
+def test_drop_cond() -> None:
+    g = torch.Generator().manual_seed(0)
+    cond = {"label": torch.arange(10_000) % 10, "emb": torch.ones(10_000, 3)}
+    out = drop_cond(cond, 0.2, g)
+    dropped = out["label"] == NULL_LABEL
+    assert abs(dropped.float().mean().item() - 0.2) < 0.02
+    assert torch.equal(out["emb"][dropped], torch.zeros(int(dropped.sum()), 3))  # same examples, all keys
+    assert torch.equal(out["label"][~dropped], cond["label"][~dropped])
+    assert drop_cond(cond, 0.0) is cond
+    everything = drop_cond(cond, 1.0, g)
+    assert bool((everything["label"] == -1).all()) and not bool(everything["emb"].any())
+    assert torch.equal(cond["label"], torch.arange(10_000) % 10)  # the input is not modified
+
+
+def test_drop_cond_is_reproducible_with_a_generator() -> None:
+    cond = {"label": torch.arange(64)}
+    a = drop_cond(cond, 0.5, torch.Generator().manual_seed(1))["label"]
+    b = drop_cond(cond, 0.5, torch.Generator().manual_seed(1))["label"]
+    c = drop_cond(cond, 0.5, torch.Generator().manual_seed(2))["label"]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "sampler, mean_range, var_range",
+    [(sample_heun, (0.55, 0.75), (0.45, 0.6)), (sample_euler_ancestral, (0.8, 1.05), (0.25, 0.42))],
+    ids=["heun", "euler_ancestral"],
+)
+def test_replacement_inpainting_on_a_correlated_gaussian(sampler, mean_range, var_range) -> None:
+    """Known x1 = 1.5 of N(0, [[1, ρ], [ρ, 1]]), ρ = 0.9: x2 should follow N(ρ·1.5, 1 - ρ²) = N(1.35, 0.19).
+
+    Replacement (overwriting the denoised known entries) is a known approximation (Lugmayr et al. 2022; Chung
+    et al. 2022): at high σ the noisy known coordinate says little about x2, so x2 only gets part of the way.
+    Observed (200 steps, 4k samples): Heun mean 0.636 / var 0.531; ancestral Euler mean 0.931 / var 0.346,
+    against the unconditional N(0, 1). The test pins the known coordinate exactly and checks that x2 moves from
+    the unconditional towards the conditional law by about the observed amount.
+    """
+    rho, n = 0.9, 4000
+    exact = FullCovGaussian(torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))
+    known = torch.zeros(n, 2, dtype=torch.float64)
+    known[:, 0] = 1.5
+    mask = torch.tensor([[True, False]])
+    g = torch.Generator().manual_seed(0)
+    sigmas = karras_sigmas(200, 0.002, 80.0).double()
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 80.0
+    out = sampler(replace(exact, known, mask), x, sigmas, generator=g)
+    torch.testing.assert_close(out[:, 0], known[:, 0], rtol=0, atol=1e-12)  # the known coordinate ends exactly
+    mean, var = out[:, 1].mean().item(), out[:, 1].var().item()
+    assert 0 < mean_range[0] < mean < mean_range[1] < rho * 1.5, mean
+    assert 1 - rho**2 < var_range[0] < var < var_range[1] < 1, var

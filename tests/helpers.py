@@ -1,0 +1,32 @@
+"""Test helpers shared by several files: the repo root, the recipe list, and Hydra composition as in diffkit.train."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `pytest` from a checkout finds diffkit without `pip install -e .`
+RECIPES = sorted(p.relative_to(ROOT / "recipes").with_suffix("").as_posix() for p in (ROOT / "recipes").rglob("*.yaml"))
+
+
+def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
+    """Compose conf/<config_name>.yaml with overrides; hydra.runtime.output_dir points at output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.runtime.cwd = str(ROOT)
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg

@@ -1,0 +1,110 @@
+"""End-to-end training on the smoke recipe: outputs on disk, checkpoint round-trip, resume, sample CLI, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import ROOT, compose_train
+from omegaconf import DictConfig, open_dict
+
+from diffkit.config import CheckpointError, load, load_config
+from diffkit.train import run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    """One smoke run shared by the tests below (a few seconds on CPU)."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_train(["recipe=smoke/image"], out)
+    return out, run(cfg)
+
+
+def test_run_writes_checkpoint_samples_and_metrics(trained) -> None:
+    out, metrics = trained
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert list((out / "samples").glob("samples_step*.png"))
+    assert list((out / "samples" / "final").glob("*.png"))
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == pytest.approx(metrics)
+    for key in ("train/loss", "val/loss", "init/fd", "test/fd", "test/inpaint_ssim", "test/meanfill_ssim"):
+        assert key in metrics and metrics[key] == metrics[key], key  # present and not NaN
+    assert (out / "csv" / "metrics.csv").is_file()
+
+
+def test_checkpoint_rebuilds_the_module_alone(trained) -> None:
+    out, _ = trained
+    ckpt = out / "checkpoints" / "last.ckpt"
+    module = load(ckpt)
+    assert load_config(ckpt).module.sample_steps == module.sample_steps
+    a = module.sample(4, steps=3, generator=torch.Generator().manual_seed(0))
+    again = load(ckpt).sample(4, steps=3, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (4, 1, 8, 8) and torch.equal(a, again)
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
+    out, _ = trained
+    cfg: DictConfig = compose_train(
+        ["recipe=smoke/image", "trainer.max_steps=9", "eval.before_training=false"], tmp_path
+    )
+    with open_dict(cfg):
+        cfg.ckpt_path = str(out / "checkpoints" / "last.ckpt")
+    run(cfg)
+    resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 9
+    assert int(resumed["state_dict"]["ema.num_updates"]) == 9  # EMA state continued, not restarted
+
+
+@pytest.mark.parametrize("sampler, steps", [("dpmpp_2m", 10), ("heun", 18)])
+def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int) -> None:
+    out, _ = trained
+    cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=16",
+           f"sampler={sampler}", f"steps={steps}", "evaluate=true", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(tmp_path.glob("samples_step*.png"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == steps and metrics["fd"] > 0 and "inpaint_psnr" in metrics
+
+
+def test_corrupt_or_foreign_checkpoints_give_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load(tmp_path / "missing.ckpt")
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(CheckpointError, match="broken.ckpt"):
+        load(broken)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a diffkit checkpoint"):
+        load(foreign)
+
+
+def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "diffkit_config": {}, "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="evil.ckpt"):
+        load(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_sample_cli_reports_a_corrupt_checkpoint_in_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffkit.sample", f"ckpt={broken}", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "broken.ckpt" in proc.stderr and "Traceback" not in proc.stderr
