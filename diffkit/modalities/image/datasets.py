@@ -44,32 +44,43 @@ def prepare_digits(out_dir: str | os.PathLike, *, seed: int = 0) -> Path:
     arrays = {}
     for split, idx in _stratified_split(labels, (0.1, 0.1), seed).items():
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[idx], labels[idx]
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    return atomic_write(Path(out_dir) / DIGITS_FILE, write)
+    return save_npz(Path(out_dir) / DIGITS_FILE, arrays)
 
 
-def load_digits_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [N,H,W], labels int64 [N]) of one split; one clear error naming a bad file or split."""
+def load_npz_split(
+    path: str | os.PathLike, split: str, *, name: str = "digits", prepare: str = "data/digits/prepare.py"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [N,H,W], labels int64 [N]) of one split of a prepared npz; one clear error naming the file."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"digits data not found: {path} (build it with `python data/digits/prepare.py`)")
+        raise FileNotFoundError(f"{name} data not found: {path} (build it with `python {prepare}`)")
     try:
         with np.load(path) as data:
             images, labels = data[f"{split}_images"], data[f"{split}_labels"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(
-            f"{path} is damaged or not a digits npz ({type(err).__name__}: {err}); delete it and "
-            "run `python data/digits/prepare.py`"
+            f"{path} is damaged or not a {name} npz ({type(err).__name__}: {err}); delete it and run `python {prepare}`"
         ) from None
     if images.ndim != 3 or len(images) != len(labels):
         raise ValueError(f"{path}: split {split!r} has images {images.shape} and labels {labels.shape}")
     return images, labels
+
+
+def load_digits_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [N,8,8], labels int64 [N]) of one split of digits.npz."""
+    return load_npz_split(path, split, name="digits", prepare="data/digits/prepare.py")
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write arrays into a compressed npz atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return atomic_write(path, write)
 
 
 def to_model_space(images: np.ndarray | Tensor, levels: int = DIGITS_LEVELS) -> Tensor:

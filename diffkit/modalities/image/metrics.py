@@ -22,19 +22,24 @@ from diffkit.io import atomic_write, write_json
 from diffkit.modalities.base import InpaintFn, SampleFn
 
 
-class DigitsClassifier(nn.Module):
-    """Small CNN for 1x8x8 digits; its 64-d penultimate layer is the feature space of digits-FD."""
+class FeatureClassifier(nn.Module):
+    """Small CNN for 1xSxS images (S = 8 digits, 28 Fashion-MNIST); its penultimate layer is the FD feature space."""
 
-    def __init__(self, num_classes: int = 10, feature_dim: int = 64) -> None:
+    def __init__(self, num_classes: int = 10, feature_dim: int = 64, size: int = 8) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.SiLU(), nn.Conv2d(32, 64, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 4 * 4, feature_dim), nn.SiLU(),
-        )  # fmt: skip
+        layers: list[nn.Module] = [nn.Conv2d(1, 32, 3, padding=1), nn.SiLU(), nn.Conv2d(32, 64, 3, padding=1)]
+        layers += [nn.SiLU(), nn.MaxPool2d(2)]
+        side = size // 2
+        if size >= 16:  # a second stage for larger images: 28 -> 14 -> 7
+            layers += [nn.Conv2d(64, 64, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2)]
+            side //= 2
+        layers += [nn.Flatten(), nn.Linear(64 * side * side, feature_dim), nn.SiLU()]
+        self.body = nn.Sequential(*layers)
         self.head = nn.Linear(feature_dim, num_classes)
+        self.config = {"num_classes": num_classes, "feature_dim": feature_dim, "size": size}
 
     def features(self, x: Tensor) -> Tensor:
-        """Penultimate features [B, feature_dim] of model-space images [B,1,8,8]."""
+        """Penultimate features [B, feature_dim] of model-space images [B,1,S,S]."""
         return self.body(x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -42,17 +47,25 @@ class DigitsClassifier(nn.Module):
 
 
 def train_classifier(
-    images: Tensor, labels: Tensor, val_images: Tensor, val_labels: Tensor, *, epochs: int = 30, seed: int = 0
-) -> tuple[DigitsClassifier, float]:
+    images: Tensor,
+    labels: Tensor,
+    val_images: Tensor,
+    val_labels: Tensor,
+    *,
+    epochs: int = 30,
+    seed: int = 0,
+    feature_dim: int = 64,
+    batch_size: int = 64,
+) -> tuple[FeatureClassifier, float]:
     """Train the feature classifier with AdamW and light pixel-noise augmentation; returns (model, val accuracy)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = DigitsClassifier(num_classes=int(labels.max()) + 1)
+        model = FeatureClassifier(int(labels.max()) + 1, feature_dim, size=images.shape[-1])
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     for _ in range(epochs):
         model.train()
-        for idx in torch.randperm(len(images), generator=generator).split(64):
+        for idx in torch.randperm(len(images), generator=generator).split(batch_size):
             x = images[idx] + 0.1 * torch.randn(images[idx].shape, generator=generator)
             loss = F.cross_entropy(model(x), labels[idx])
             opt.zero_grad()
@@ -63,27 +76,34 @@ def train_classifier(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 2000) -> float:
     """Fraction of images whose argmax class equals the label."""
-    return float((model(images).argmax(dim=1) == labels).float().mean())
+    preds = torch.cat([model(chunk).argmax(dim=1) for chunk in images.split(batch_size)])
+    return float((preds == labels).float().mean())
 
 
 def load_or_train_classifier(
-    cache_dir: str | os.PathLike, images: Tensor, labels: Tensor, val_images: Tensor, val_labels: Tensor
-) -> tuple[DigitsClassifier, float]:
-    """Load cache_dir/classifier.safetensors (+ .json) or train and cache it; a damaged cache is retrained."""
+    cache_dir: str | os.PathLike,
+    images: Tensor,
+    labels: Tensor,
+    val_images: Tensor,
+    val_labels: Tensor,
+    **train_kwargs: int,  # epochs, feature_dim, batch_size of train_classifier
+) -> tuple[FeatureClassifier, float]:
+    """Load cache_dir/classifier.safetensors (+ .json) or train and cache it; a damaged or stale cache is retrained."""
     weights, info = Path(cache_dir) / "classifier.safetensors", Path(cache_dir) / "classifier.json"
     if weights.exists() and info.exists():
         try:
             meta = json.loads(info.read_text())
-            model = DigitsClassifier(num_classes=meta["num_classes"])
+            model = FeatureClassifier(meta["num_classes"], meta["feature_dim"], meta["size"])
             model.load_state_dict(load_file(weights))
-            return model.eval(), float(meta["val_accuracy"])
+            if meta["size"] == images.shape[-1] and meta["train"] == train_kwargs:
+                return model.eval(), float(meta["val_accuracy"])
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
             pass  # damaged or stale cache: retrain below and overwrite it atomically
-    model, val_acc = train_classifier(images, labels, val_images, val_labels)
+    model, val_acc = train_classifier(images, labels, val_images, val_labels, **train_kwargs)
     atomic_write(weights, lambda tmp: save_file(model.state_dict(), tmp))
-    write_json({"num_classes": model.head.out_features, "val_accuracy": val_acc}, info)
+    write_json({**model.config, "val_accuracy": val_acc, "train": train_kwargs}, info)
     return model, val_acc
 
 
@@ -100,15 +120,17 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
 
 
 def half_mask(shape: tuple[int, ...], side: str = "bottom") -> Tensor:
-    """Float mask [*shape] with 1 = known: the top half known when side="bottom" is masked (or left/right)."""
+    """Float mask [*shape] with 1 = known: hides the bottom or right half, or the centre square of half the side."""
     mask = torch.ones(shape)
     h, w = shape[-2], shape[-1]
     if side == "bottom":
         mask[..., h // 2 :, :] = 0
     elif side == "right":
         mask[..., :, w // 2 :] = 0
+    elif side == "center":
+        mask[..., h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = 0
     else:
-        raise ValueError(f"half_mask: side must be 'bottom' or 'right', got {side!r}")
+        raise ValueError(f"half_mask: side must be 'bottom', 'right' or 'center', got {side!r}")
     return mask
 
 
@@ -118,9 +140,11 @@ def mean_fill(known: Tensor, mask: Tensor, pixel_mean: Tensor) -> Tensor:
 
 
 def inpainting_scores(pred: Tensor, target: Tensor) -> dict[str, float]:
-    """SSIM (3x3 Gaussian window, fits 8x8) and PSNR of model-space images in [-1, 1]."""
+    """SSIM (Gaussian window: 3x3 for 8x8 images, 7x7 from 16x16 on) and PSNR of model-space images in [-1, 1]."""
     pred = pred.clamp(-1, 1)
-    ssim = structural_similarity_index_measure(pred, target, data_range=2.0, kernel_size=3, sigma=0.5)
+    small = target.shape[-1] < 16
+    kernel, sigma = (3, 0.5) if small else (7, 1.0)
+    ssim = structural_similarity_index_measure(pred, target, data_range=2.0, kernel_size=kernel, sigma=sigma)
     psnr = peak_signal_noise_ratio(pred, target, data_range=2.0)
     return {"ssim": float(ssim), "psnr": float(psnr)}
 
@@ -167,3 +191,26 @@ class DigitsEvaluator:
             metrics.update({f"inpaint_{k}": v for k, v in inpainting_scores(filled, self.test_images).items()})
             metrics.update({f"meanfill_{k}": v for k, v in inpainting_scores(baseline, self.test_images).items()})
         return metrics
+
+
+def _kth_neighbour_radii(feats: Tensor, k: int, chunk: int) -> Tensor:
+    """Distance from each row of feats [N,D] to its k-th nearest other row [N]."""
+    radii = []
+    for block in feats.split(chunk):
+        dist = torch.cdist(block, feats)
+        radii.append(dist.kthvalue(k + 1, dim=1).values)  # +1: the row itself is at distance 0
+    return torch.cat(radii)
+
+
+def _covered(queries: Tensor, centres: Tensor, radii: Tensor, chunk: int) -> Tensor:
+    """Boolean [Q]: query inside at least one ball (centre, radius)."""
+    hits = [(torch.cdist(block, centres) <= radii[None, :]).any(dim=1) for block in queries.split(chunk)]
+    return torch.cat(hits)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, chunk: int = 1000) -> dict[str, float]:
+    """Improved precision and recall of k-NN feature manifolds (Kynkäänniemi et al. 2019), features [N,D], [M,D]."""
+    real, fake = real.double(), fake.double()
+    precision = _covered(fake, real, _kth_neighbour_radii(real, k, chunk), chunk).double().mean()
+    recall = _covered(real, fake, _kth_neighbour_radii(fake, k, chunk), chunk).double().mean()
+    return {"precision": float(precision), "recall": float(recall)}
