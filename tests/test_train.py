@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,17 @@ def test_sample_cli_reports_a_corrupt_checkpoint_in_one_line(tmp_path: Path) -> 
     )  # fmt: skip
     assert proc.returncode != 0
     assert "broken.ckpt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sample_cli_reports_bits_per_dim(trained, tmp_path: Path) -> None:
+    """`likelihood=true` writes the test-split bits/dim of the dequantised digits (17 levels, bin 1/8)."""
+    out, _ = trained
+    cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=0",
+           "likelihood=true", "likelihood_n=16", "likelihood_steps=3", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "likelihood.json").read_text())
+    assert result["n_examples"] == 16 and result["bin_width"] == 0.125 and result["ode_steps"] == 3
+    assert 0 < result["bpd"] < 50 and result["nll_nats"] == pytest.approx(
+        result["bpd"] * 64 * math.log(2) + 64 * math.log(0.125), rel=1e-6
+    )
