@@ -123,3 +123,21 @@ def test_sample_cli_reports_bits_per_dim(trained, tmp_path: Path) -> None:
     assert 0 < result["bpd"] < 50 and result["nll_nats"] == pytest.approx(
         result["bpd"] * 64 * math.log(2) + 64 * math.log(0.125), rel=1e-6
     )
+
+
+def test_sweep_writes_quality_vs_nfe(trained, tmp_path: Path) -> None:
+    """2 samplers x 2 step counts through the digits evaluator: JSON rows with counted NFE, and a PNG plot."""
+    from diffkit.sweep import run as sweep
+
+    out, _ = trained
+    cfg = compose_train([f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "samplers=[euler,heun]", "steps=[2,3]",
+                         "n_samples=32", "grid=exponential"], tmp_path, config_name="sweep")  # fmt: skip
+    rows = sweep(cfg)
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in rows] == [
+        ("euler", 2, 2), ("euler", 3, 3), ("heun", 2, 3), ("heun", 3, 5)
+    ]  # fmt: skip
+    assert all(r["fd"] > 0 for r in rows)
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert saved["metric"] == "fd" and saved["rows"] == pytest.approx(rows)
+    png = (tmp_path / "fd_vs_nfe.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000

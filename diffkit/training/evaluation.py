@@ -29,8 +29,10 @@ def evaluate(
     *,
     steps: int | None = None,
     sampler: Callable[..., Tensor] | None = None,
+    schedule: Callable[[int], Tensor] | None = None,  # σ grid; None = the module's
     seed: int = 0,
     batch_size: int = 500,  # examples per sampler call, bounds memory
+    inpaint: bool = True,  # also score inpainting (extra sampling)
 ) -> dict[str, float]:
     """Score `module` with EMA weights; sampling is seeded, so two calls give the same numbers."""
     generator = torch.Generator().manual_seed(seed)
@@ -44,6 +46,7 @@ def evaluate(
                     _part(cond, sl, device),
                     steps=steps,
                     sampler=sampler,
+                    schedule=schedule,
                     generator=generator,
                 ).cpu()
                 for sl in _slices(n, batch_size)
@@ -58,6 +61,7 @@ def evaluate(
                     _part(cond, sl, device),
                     steps=steps,
                     sampler=sampler,
+                    schedule=schedule,
                     generator=generator,
                     known=known[sl].to(device),
                     mask=mask[sl].to(device),
@@ -69,7 +73,7 @@ def evaluate(
     was_training = module.training
     module.eval()
     try:
-        return evaluator.run(sample_fn, inpaint_fn)
+        return evaluator.run(sample_fn, inpaint_fn if inpaint else None)
     finally:
         module.train(was_training)
 
