@@ -187,18 +187,15 @@ def sample_unipc(
     lam = [math.inf if s == 0 else -math.log(s) for s in sig]
     n = len(sig) - 1
     hist: list[Tensor] = []  # denoised at previous evaluation points, newest first
-    prev: tuple[Tensor, int] | None = None  # (x at the previous point, order used from it)
+    prev: tuple | None = None  # (x, h, D, differences, ratios) of the last predictor step, reused by UniC
     for i in range(n):
         denoised = denoiser(x, rows[i], cond)
         if callback is not None:
             callback(_info(x, i, sigmas, denoised))
         if prev is not None and corrector:
-            # UniC: redo the step i-1 -> i with D at the new point included.
-            x_prev, p = prev
-            h = lam[i] - lam[i - 1]
-            rks = [(lam[i - 1 - k] - lam[i - 1]) / h for k in range(1, p)]
-            d1s = [(hist[k] - hist[0]) / rk for k, rk in zip(range(1, p), rks)]
-            x = _unipc_update(x_prev, sig[i] / sig[i - 1], h, hist[0], d1s, rks, denoised)
+            # UniC: redo the step i-1 -> i with D at the new point included (same differences as the predictor).
+            x_prev, h, d0, d1s, rks = prev
+            x = _unipc_update(x_prev, sig[i] / sig[i - 1], h, d0, d1s, rks, denoised)
         hist = [denoised, *hist[:2]]
         if sig[i + 1] == 0:
             x = denoised
@@ -207,7 +204,7 @@ def sample_unipc(
         h = lam[i + 1] - lam[i]
         rks = [(lam[i - k] - lam[i]) / h for k in range(1, p)]
         d1s = [(hist[k] - hist[0]) / rk for k, rk in zip(range(1, p), rks)]
-        prev = (x, p)
+        prev = (x, h, hist[0], d1s, rks)
         x = _unipc_update(x, sig[i + 1] / sig[i], h, hist[0], d1s, rks, None)
     return x
 
