@@ -2,6 +2,7 @@
 
     python -m diffkit.sample ckpt=PATH n=64                       # grid PNG next to the checkpoint's run
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_2m steps=10
+    python -m diffkit.sample ckpt=PATH sampler=dpmpp_3m schedule=exponential steps=10
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
     python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
 
@@ -20,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from diffkit.config import CheckpointError, load, load_config
+from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.io import write_json
 from diffkit.training.evaluation import evaluate, evaluate_likelihood
 
@@ -33,11 +34,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     train_cfg = load_config(cfg.ckpt)
     out_dir = Path(cfg.out_dir)
     sampler = instantiate(cfg.sampler) if cfg.get("sampler") else None
+    schedule = instantiate_option(train_cfg, "schedule", cfg.schedule) if cfg.get("schedule") else None
     steps = cfg.steps or module.sample_steps
     generator = torch.Generator().manual_seed(cfg.seed)
     cond = module.modality.example_cond(cfg.n, device=module.device)
     if cfg.n > 0:
-        samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler)
+        samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler, schedule=schedule)
         module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
         log.info("wrote %d samples to %s", cfg.n, out_dir)
     metrics: dict[str, float] = {}
@@ -45,7 +47,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
         evaluator = instantiate(train_cfg.evaluator)
-        metrics = evaluate(evaluator, module, steps=steps, sampler=sampler, seed=cfg.seed)
+        metrics = evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed)
         write_json({**metrics, "steps": steps, "ckpt": str(cfg.ckpt)}, out_dir / "metrics.json")
         log.info("metrics: %s", metrics)
     return metrics

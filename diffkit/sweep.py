@@ -18,9 +18,9 @@ from typing import Any
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from diffkit.config import CheckpointError, load, load_config
+from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.core.samplers import count_nfe
 from diffkit.io import atomic_write, write_json
 from diffkit.training.evaluation import evaluate
@@ -35,10 +35,7 @@ def _option(group: str, name: str, train_cfg: DictConfig) -> Any:
     if not path.is_file():
         options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         raise ValueError(f"unknown {group} {name!r}; choose one of {options}")
-    merged = train_cfg.copy()
-    with open_dict(merged):
-        merged[group] = OmegaConf.load(path)  # replaces the checkpoint's option, keys and all
-    return instantiate(merged[group])
+    return instantiate_option(train_cfg, group, OmegaConf.load(path))
 
 
 def plot(rows: list[dict], metric: str, path: Path) -> None:

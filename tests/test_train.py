@@ -13,7 +13,7 @@ import torch
 from helpers import ROOT, compose_train
 from omegaconf import DictConfig, open_dict
 
-from diffkit.config import CheckpointError, load, load_config
+from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.train import run
 
 
@@ -138,6 +138,20 @@ def test_sweep_writes_quality_vs_nfe(trained, tmp_path: Path) -> None:
     ]  # fmt: skip
     assert all(r["fd"] > 0 for r in rows)
     saved = json.loads((tmp_path / "sweep.json").read_text())
-    assert saved["metric"] == "fd" and saved["rows"] == pytest.approx(rows)
+    assert saved["metric"] == "fd" and saved["rows"] == rows  # JSON floats round-trip exactly
     png = (tmp_path / "fd_vs_nfe.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+
+
+def test_sample_with_another_sampler_and_grid(trained, tmp_path: Path) -> None:
+    """`sampler=dpmpp_3m schedule=exponential`: the grid resolves against the checkpoint's process (σ range)."""
+    from diffkit.sample import run as sample
+
+    out, _ = trained
+    ckpt = out / "checkpoints" / "last.ckpt"
+    cfg = compose_train([f"ckpt={ckpt}", "n=4", "steps=5", "sampler=dpmpp_3m", "schedule=exponential"], tmp_path,
+                        config_name="sample")  # fmt: skip
+    grid = instantiate_option(load_config(ckpt), "schedule", cfg.schedule)(5)
+    assert grid.shape == (6,) and float(grid[0]) == pytest.approx(80.0) and float(grid[-2]) == pytest.approx(0.002)
+    sample(cfg)
+    assert list(tmp_path.glob("samples_step*.png"))
