@@ -5,9 +5,11 @@ from diffkit.core.losses import DenoisingLoss
 from diffkit.core.precond import EDMPrecond, EpsPrecond, FlowPrecond, VPPrecond, VPredPrecond
 from diffkit.core.processes import GaussianProcess
 from diffkit.core.samplers import (
+    bits_per_dim,
     count_nfe,
     interpolated_sigmas,
     optimize_sigmas,
+    pf_ode_log_likelihood,
     sample_ddim,
     sample_ddpm,
     sample_dpmpp_2m,
@@ -49,6 +51,7 @@ __all__ = [
     "VPPrecond",
     "VPredPrecond",
     "append_dims",
+    "bits_per_dim",
     "cfg",
     "count_nfe",
     "cosine_interpolated",
@@ -65,6 +68,7 @@ __all__ = [
     "logit_normal",
     "min_snr_weight",
     "optimize_sigmas",
+    "pf_ode_log_likelihood",
     "replace",
     "sample_ddim",
     "sample_ddpm",
