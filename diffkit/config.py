@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
 
@@ -71,3 +71,13 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> D
 def load_config(path: str | os.PathLike) -> DictConfig:
     """The resolved config stored in a checkpoint."""
     return OmegaConf.create(read_checkpoint(path)[CONFIG_KEY])
+
+
+def instantiate_option(train_cfg: DictConfig, group: str, node: Any) -> Any:
+    """Instantiate a group option (e.g. a conf/schedule/*.yaml node) with its ${...} references resolved against a
+    checkpoint's config, replacing the option the checkpoint was trained with."""
+    merged = train_cfg.copy()
+    raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else node
+    with open_dict(merged):
+        merged[group] = OmegaConf.create(raw)
+    return instantiate(merged[group])

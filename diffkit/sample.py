@@ -2,7 +2,9 @@
 
     python -m diffkit.sample ckpt=PATH n=64                       # grid PNG next to the checkpoint's run
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_2m steps=10
+    python -m diffkit.sample ckpt=PATH sampler=dpmpp_3m schedule=exponential steps=10
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
+    python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
 
 References:
     k-diffusion sample.py; diffusion_policy eval.py (checkpoints carry their config).
@@ -19,9 +21,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from diffkit.config import CheckpointError, load, load_config
+from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.io import write_json
-from diffkit.training.evaluation import evaluate
+from diffkit.training.evaluation import evaluate, evaluate_likelihood
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +34,38 @@ def run(cfg: DictConfig) -> dict[str, float]:
     train_cfg = load_config(cfg.ckpt)
     out_dir = Path(cfg.out_dir)
     sampler = instantiate(cfg.sampler) if cfg.get("sampler") else None
+    schedule = instantiate_option(train_cfg, "schedule", cfg.schedule) if cfg.get("schedule") else None
     steps = cfg.steps or module.sample_steps
     generator = torch.Generator().manual_seed(cfg.seed)
     cond = module.modality.example_cond(cfg.n, device=module.device)
-    samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler)
-    module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
-    log.info("wrote %d samples to %s", cfg.n, out_dir)
+    if cfg.n > 0:
+        samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler, schedule=schedule)
+        module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
+        log.info("wrote %d samples to %s", cfg.n, out_dir)
     metrics: dict[str, float] = {}
+    if cfg.likelihood:
+        metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
         evaluator = instantiate(train_cfg.evaluator)
-        metrics = evaluate(evaluator, module, steps=steps, sampler=sampler, seed=cfg.seed)
+        metrics = evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed)
         write_json({**metrics, "steps": steps, "ckpt": str(cfg.ckpt)}, out_dir / "metrics.json")
         log.info("metrics: %s", metrics)
     return metrics
+
+
+def likelihood(cfg: DictConfig, module, train_cfg: DictConfig) -> dict[str, float]:
+    """Bits/dim of the test split by the probability-flow ODE -> likelihood.json (dequantised if data is discrete)."""
+    data = instantiate(train_cfg.data)
+    data.prepare_data()
+    data.setup("test")
+    bin_width = cfg.bin_width
+    if bin_width is None and getattr(module.modality, "grey_levels", None):
+        bin_width = 2.0 / module.modality.grey_levels  # grey_levels + 1 levels mapped to [-1, 1]
+    result = evaluate_likelihood(module, data.test_dataloader(), bin_width=bin_width, steps=cfg.likelihood_steps,
+                                 seed=cfg.seed, max_examples=cfg.likelihood_n)  # fmt: skip
+    write_json({**result, "ckpt": str(cfg.ckpt), "split": "test"}, Path(cfg.out_dir) / "likelihood.json")
+    log.info("likelihood: %s", result)
+    return {f"likelihood/{k}": v for k, v in result.items()}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")

@@ -30,11 +30,24 @@ def test_recipe_composes_and_instantiates(recipe: str, tmp_path: Path) -> None:
     assert trainer_cfg.default_root_dir == str(tmp_path)
 
 
-@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "heun", "heun_churn", "ddim", "ddpm", "dpmpp_2m"])
+@pytest.mark.parametrize(
+    "sampler",
+    ["euler", "euler_ancestral", "heun", "heun_churn", "ddim", "ddpm"]
+    + ["dpmpp_2m", "dpmpp_3m", "dpmpp_2s", "unipc", "lms"],
+)
 def test_every_sampler_option_builds(sampler: str, tmp_path: Path) -> None:
     cfg = compose_train(["recipe=smoke/image", f"sampler={sampler}"], tmp_path)
     module = build_module(cfg)
     assert module.sampler.func.__name__.endswith(sampler.replace("_churn", ""))
+
+
+@pytest.mark.parametrize("schedule", ["karras", "exponential", "uniform_lambda", "interpolated", "ddpm", "linear_t"])
+def test_every_schedule_option_builds_a_grid(schedule: str, tmp_path: Path) -> None:
+    cfg = compose_train(["recipe=smoke/image", f"schedule={schedule}", "sampler=dpmpp_3m"], tmp_path)
+    module = build_module(cfg)
+    sigmas = module.schedule(5)
+    assert sigmas.shape == (6,) and float(sigmas[-1]) == 0.0 and bool((sigmas[1:] < sigmas[:-1]).all())
+    assert module.sample(2, steps=5).shape == (2, 1, 8, 8)
 
 
 @pytest.mark.parametrize("precond", ["edm", "eps", "vp", "v_pred", "flow"])

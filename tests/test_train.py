@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from helpers import ROOT, compose_train
 from omegaconf import DictConfig, open_dict
 
-from diffkit.config import CheckpointError, load, load_config
+from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.train import run
 
 
@@ -108,3 +109,49 @@ def test_sample_cli_reports_a_corrupt_checkpoint_in_one_line(tmp_path: Path) -> 
     )  # fmt: skip
     assert proc.returncode != 0
     assert "broken.ckpt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sample_cli_reports_bits_per_dim(trained, tmp_path: Path) -> None:
+    """`likelihood=true` writes the test-split bits/dim of the dequantised digits (17 levels, bin 1/8)."""
+    out, _ = trained
+    cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=0",
+           "likelihood=true", "likelihood_n=16", "likelihood_steps=3", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "likelihood.json").read_text())
+    assert result["n_examples"] == 16 and result["bin_width"] == 0.125 and result["ode_steps"] == 3
+    assert 0 < result["bpd"] < 50 and result["nll_nats"] == pytest.approx(
+        result["bpd"] * 64 * math.log(2) + 64 * math.log(0.125), rel=1e-6
+    )
+
+
+def test_sweep_writes_quality_vs_nfe(trained, tmp_path: Path) -> None:
+    """2 samplers x 2 step counts through the digits evaluator: JSON rows with counted NFE, and a PNG plot."""
+    from diffkit.sweep import run as sweep
+
+    out, _ = trained
+    cfg = compose_train([f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "samplers=[euler,heun]", "steps=[2,3]",
+                         "n_samples=32", "grid=exponential"], tmp_path, config_name="sweep")  # fmt: skip
+    rows = sweep(cfg)
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in rows] == [
+        ("euler", 2, 2), ("euler", 3, 3), ("heun", 2, 3), ("heun", 3, 5)
+    ]  # fmt: skip
+    assert all(r["fd"] > 0 for r in rows)
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert saved["metric"] == "fd" and saved["rows"] == rows  # JSON floats round-trip exactly
+    png = (tmp_path / "fd_vs_nfe.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+
+
+def test_sample_with_another_sampler_and_grid(trained, tmp_path: Path) -> None:
+    """`sampler=dpmpp_3m schedule=exponential`: the grid resolves against the checkpoint's process (σ range)."""
+    from diffkit.sample import run as sample
+
+    out, _ = trained
+    ckpt = out / "checkpoints" / "last.ckpt"
+    cfg = compose_train([f"ckpt={ckpt}", "n=4", "steps=5", "sampler=dpmpp_3m", "schedule=exponential"], tmp_path,
+                        config_name="sample")  # fmt: skip
+    grid = instantiate_option(load_config(ckpt), "schedule", cfg.schedule)(5)
+    assert grid.shape == (6,) and float(grid[0]) == pytest.approx(80.0) and float(grid[-2]) == pytest.approx(0.002)
+    sample(cfg)
+    assert list(tmp_path.glob("samples_step*.png"))

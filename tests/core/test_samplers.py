@@ -15,6 +15,7 @@ import torch
 from gmm import DiagGaussian, gaussian_denoiser, grid_mixture, sliced_w1, two_mode_mixture, w1_to_cdf
 
 from diffkit.core.samplers.gaussian import (
+    count_nfe,
     nfe_per_grid,
     sample_ddim,
     sample_ddpm,
@@ -23,7 +24,9 @@ from diffkit.core.samplers.gaussian import (
     sample_euler_ancestral,
     sample_heun,
 )
-from diffkit.core.schedules import karras_sigmas
+from diffkit.core.samplers.multistep import sample_dpmpp_2s, sample_dpmpp_3m, sample_lms, sample_unipc
+from diffkit.core.samplers.optimize import interpolated_sigmas, optimize_sigmas
+from diffkit.core.schedules import exponential_sigmas, karras_sigmas
 
 SAMPLERS = {
     "euler": sample_euler,
@@ -35,9 +38,17 @@ SAMPLERS = {
     "ddpm_small": partial(sample_ddpm, variance="small"),
     "ddpm_large": partial(sample_ddpm, variance="large"),
     "dpmpp_2m": sample_dpmpp_2m,
+    "dpmpp_3m": sample_dpmpp_3m,
+    "dpmpp_2s": sample_dpmpp_2s,
+    "unipc": sample_unipc,
+    "unipc_2": partial(sample_unipc, order=2),
+    "lms": sample_lms,
 }
 STOCHASTIC = {"euler_ancestral", "heun_churn", "ddim_eta1", "ddpm_small", "ddpm_large"}
-ORDER = {"euler": 1, "ddim_eta0": 1, "heun": 2, "dpmpp_2m": 2}  # the deterministic (ODE) samplers
+# Convergence order of the deterministic (ODE) samplers on the exact flow map. UniPC's corrector and variable-step
+# LMS on a Karras grid converge at least this fast (observed ratios 10-16), so only a lower bound is checked.
+ORDER = {"euler": 1, "ddim_eta0": 1, "heun": 2, "dpmpp_2m": 2, "dpmpp_2s": 2, "dpmpp_3m": 3, "unipc_2": 3}
+AT_LEAST = {"unipc": 3, "lms": 3}
 SIGMA_MAX = 80.0
 
 
@@ -73,11 +84,12 @@ def test_gaussian_data_mean_and_variance(name: str) -> None:
     assert bool(((out.var(0) / s**2 - 1).abs() < 0.05).all()), out.var(0) / s**2
 
 
-@pytest.mark.parametrize("name", ORDER)
+@pytest.mark.parametrize("name", [*ORDER, *AT_LEAST])
 def test_ode_samplers_follow_the_exact_flow_map_at_their_order(name: str) -> None:
     """For N(μ, s²) data the probability-flow ODE maps x(σ_max) to μ + s / sqrt(s² + σ_max²)·(x - μ) exactly.
 
-    Doubling the steps must shrink the error by 2^order (Euler 1st order, Heun and DPM++(2M) 2nd order).
+    Doubling the steps must shrink the error by 2^order (Euler 1st order, Heun and DPM++(2M) 2nd order,
+    DPM++(3M) 3rd order, UniPC-2 with its corrector 3rd order).
     """
     mu = torch.tensor([1.0, -2.0], dtype=torch.float64)
     s = torch.tensor([0.5, 2.0], dtype=torch.float64)
@@ -85,9 +97,10 @@ def test_ode_samplers_follow_the_exact_flow_map_at_their_order(name: str) -> Non
     exact = mu + s / (s**2 + SIGMA_MAX**2).sqrt() * (x - mu)
     errs = [float(((run(name, DiagGaussian(mu, s), x, n) - exact).abs() / s).max()) for n in (32, 64, 128)]
     ratios = [errs[0] / errs[1], errs[1] / errs[2]]
-    expected = 2 ** ORDER[name]
-    assert all(0.85 * expected < r < 1.3 * expected for r in ratios), (errs, ratios)
-    assert errs[-1] < (0.08 if ORDER[name] == 1 else 0.004), errs
+    order = ORDER.get(name) or AT_LEAST[name]
+    expected, upper = 2**order, (1.3 * 2**order if name in ORDER else 2.1 * 2**order)
+    assert all(0.85 * expected < r < upper for r in ratios), (errs, ratios)
+    assert errs[-1] < (0.08 if order == 1 else 0.004), errs
 
 
 def test_ddim_eta0_is_euler_and_ddpm_small_is_euler_ancestral() -> None:
@@ -184,7 +197,7 @@ def test_nfe_and_callback_contract(name: str, steps: int) -> None:
     sigmas = karras_sigmas(steps, 0.002, SIGMA_MAX).double()
     generator = torch.Generator().manual_seed(0)
     SAMPLERS[name](counting, prior((8, 2)), sigmas, cond={"c": 1}, generator=generator, callback=infos.append)
-    assert len(calls) == nfe_per_grid(_fn_name(name), sigmas)
+    assert len(calls) == nfe_per_grid(_fn_name(name), sigmas) == count_nfe(SAMPLERS[name], sigmas)
     assert len(infos) == steps and [info["i"] for info in infos] == list(range(steps))
     for i, info in enumerate(infos):
         assert {"x", "i", "sigma", "denoised"} <= set(info)
@@ -222,3 +235,34 @@ def test_invalid_grids_and_inputs_are_rejected(name: str) -> None:
             sampler(denoiser, x, grid)
     with pytest.raises(ValueError):
         sampler(denoiser, torch.zeros(3), torch.tensor([2.0, 1.0, 0.0]))  # unbatched x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Grids: step optimisation for a given denoiser, tabulated grids.
+
+
+def test_optimized_grid_beats_its_start_on_held_out_noise() -> None:
+    """optimize_sigmas fitted on one noise batch lowers the 6-step DPM++(2M) error to the exact ODE on another.
+
+    The reference is a 511-NFE Heun solution; the held-out error must drop by at least 20% (observed: 30%).
+    """
+    gmm = grid_mixture()
+    fit, held_out = prior((256, 2), seed=11), prior((512, 2), seed=12)
+    init = karras_sigmas(6, 0.002, SIGMA_MAX).double()
+    sigmas = optimize_sigmas(gmm, fit, 6, sampler=sample_dpmpp_2m, sigma_max=SIGMA_MAX, init=init, sweeps=3)
+    assert sigmas.shape == (7,) and float(sigmas[0]) == pytest.approx(SIGMA_MAX) and float(sigmas[-1]) == 0.0
+    assert bool((sigmas[1:] < sigmas[:-1]).all())
+    ref = sample_heun(gmm, held_out, karras_sigmas(256, 0.002, SIGMA_MAX).double())
+
+    def err(grid: torch.Tensor) -> float:
+        return float((sample_dpmpp_2m(gmm, held_out, grid.double()) - ref).norm(dim=1).mean())
+
+    assert err(sigmas) < 0.8 * err(init), (err(sigmas), err(init))
+
+
+def test_interpolated_grid_returns_its_knots_and_resamples_in_log_sigma() -> None:
+    knots = exponential_sigmas(4, 0.01, 10.0)
+    torch.testing.assert_close(interpolated_sigmas(4, knots.tolist()), knots)
+    torch.testing.assert_close(interpolated_sigmas(7, knots.tolist()), exponential_sigmas(7, 0.01, 10.0))
+    with pytest.raises(ValueError):
+        interpolated_sigmas(3, [1.0, 2.0])

@@ -11,21 +11,14 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Generator, Tensor
 
 from diffkit.core.types import Callback, Cond, Denoiser
-from diffkit.core.utils import randn_like, to_d
-
-
-def _check_grid(x: Tensor, sigmas: Tensor) -> None:
-    if sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise ValueError(f"sigmas must be a 1-d grid of n + 1 >= 2 values, got shape {tuple(sigmas.shape)}")
-    if bool((sigmas[1:] > sigmas[:-1]).any()) or float(sigmas[-1]) != 0.0:
-        raise ValueError("sigmas must be non-increasing and end in 0 (e.g. karras_sigmas(n, ...))")
-    if x.ndim < 2:
-        raise ValueError(f"x must be batched [B, ...], got shape {tuple(x.shape)}")
+from diffkit.core.utils import check_grid as _check_grid
+from diffkit.core.utils import randn_like, sigma_rows
 
 
 def _call(denoiser: Denoiser, x: Tensor, sigma: Tensor, cond: Cond | None) -> Tensor:
@@ -58,10 +51,13 @@ def sample_euler(
 ) -> Tensor:
     """First-order Euler steps of the probability-flow ODE (Karras et al. 2022, Algorithm 2 without the 2nd order)."""
     _check_grid(x, sigmas)
-    for i in range(len(sigmas) - 1):
-        denoised = _call(denoiser, x, sigmas[i], cond)
-        _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
-        x = x + to_d(x, sigmas[i].expand(x.shape[0]), denoised) * (sigmas[i + 1] - sigmas[i])
+    sig, rows = sigmas.tolist(), sigma_rows(sigmas, x)
+    for i in range(len(sig) - 1):
+        denoised = denoiser(x, rows[i], cond)
+        if callback is not None:
+            _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        # Euler step x + (σ' - σ)(x - D)/σ, written as one interpolation D + (σ'/σ)(x - D).
+        x = torch.lerp(denoised, x, sig[i + 1] / sig[i])
     return x
 
 
@@ -78,12 +74,18 @@ def sample_euler_ancestral(
 ) -> Tensor:
     """Euler step to σ_down plus fresh noise σ_up (ancestral sampling; DDIM(η) in the σ-frame)."""
     _check_grid(x, sigmas)
-    for i in range(len(sigmas) - 1):
-        denoised = _call(denoiser, x, sigmas[i], cond)
-        _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
-        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        x = x + to_d(x, sigmas[i].expand(x.shape[0]), denoised) * (sigma_down - sigmas[i])
-        if float(sigma_up) > 0:
+    sig, rows = sigmas.tolist(), sigma_rows(sigmas, x)
+    for i in range(len(sig) - 1):
+        denoised = denoiser(x, rows[i], cond)
+        if callback is not None:
+            _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        s, s_next = sig[i], sig[i + 1]
+        sigma_up = 0.0
+        if s_next > 0 and eta != 0.0:
+            sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
+        sigma_down = math.sqrt(s_next**2 - sigma_up**2)
+        x = torch.lerp(denoised, x, sigma_down / s)
+        if sigma_up > 0:
             x = x + randn_like(x, generator) * sigma_up
     return x
 
@@ -149,23 +151,28 @@ def sample_heun(
 ) -> Tensor:
     """Heun's 2nd-order method with optional churn (Karras et al. 2022, Algorithm 2); last step is Euler."""
     _check_grid(x, sigmas)
-    n = len(sigmas) - 1
+    sig, rows = sigmas.tolist(), sigma_rows(sigmas, x)
+    n = len(sig) - 1
     for i in range(n):
-        sigma = sigmas[i]
-        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_tmin <= float(sigma) <= s_tmax else 0.0
+        sigma, s_next = sig[i], sig[i + 1]
+        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_tmin <= sigma <= s_tmax else 0.0
         sigma_hat = sigma * (1 + gamma)
+        sigma_in = rows[i]
         if gamma > 0:
-            x = x + randn_like(x, generator) * s_noise * (sigma_hat**2 - sigma**2).sqrt()
-        denoised = _call(denoiser, x, sigma_hat, cond)
-        _report(callback, x=x, i=i, sigma=sigma, sigma_hat=sigma_hat, denoised=denoised)
-        d = to_d(x, sigma_hat.expand(x.shape[0]), denoised)
-        dt = sigmas[i + 1] - sigma_hat
-        x_next = x + d * dt
-        if float(sigmas[i + 1]) > 0:
-            # Heun correction: average the slopes at both ends.
-            denoised_next = _call(denoiser, x_next, sigmas[i + 1], cond)
-            d_next = to_d(x_next, sigmas[i + 1].expand(x.shape[0]), denoised_next)
-            x_next = x + (d + d_next) / 2 * dt
+            x = x + randn_like(x, generator) * (s_noise * math.sqrt(sigma_hat**2 - sigma**2))
+            sigma_in = torch.full_like(rows[i], sigma_hat)
+        denoised = denoiser(x, sigma_in, cond)
+        if callback is not None:
+            _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigma_in[0], denoised=denoised)
+        x_next = torch.lerp(denoised, x, s_next / sigma_hat)  # Euler step to σ_next
+        if s_next > 0:
+            # Heun correction: average the slopes (x - D)/σ at both ends.
+            denoised_next = denoiser(x_next, rows[i + 1], cond)
+            dt = s_next - sigma_hat
+            out = x * (1 + dt / (2 * sigma_hat))
+            out.add_(denoised, alpha=-dt / (2 * sigma_hat))
+            out.add_(x_next - denoised_next, alpha=dt / (2 * s_next))
+            x_next = out
         x = x_next
     return x
 
@@ -182,28 +189,46 @@ def sample_dpmpp_2m(
 ) -> Tensor:
     """DPM-Solver++(2M): 2nd-order multistep in λ = -log σ (Lu et al. 2022, Algorithm 2)."""
     _check_grid(x, sigmas)
-    old_denoised = None
-    for i in range(len(sigmas) - 1):
-        denoised = _call(denoiser, x, sigmas[i], cond)
-        _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
-        if float(sigmas[i + 1]) == 0:
+    sig, rows = sigmas.tolist(), sigma_rows(sigmas, x)
+    old_denoised, h_last = None, 0.0
+    for i in range(len(sig) - 1):
+        denoised = denoiser(x, rows[i], cond)
+        if callback is not None:
+            _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        if sig[i + 1] == 0:
             x = denoised  # the exact ODE step to σ = 0 from the data estimate
-            continue
-        t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
-        h = t_next - t
+            break
+        h = math.log(sig[i] / sig[i + 1])
         if old_denoised is None:
             d = denoised
         else:
-            r = (t - (-sigmas[i - 1].log())) / h
-            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
-        x = (sigmas[i + 1] / sigmas[i]) * x - torch.expm1(-h) * d
-        old_denoised = denoised
+            c = h / (2 * h_last)  # 1 / (2r) with r = h_last / h
+            d = denoised * (1 + c)
+            d.add_(old_denoised, alpha=-c)
+        x = torch.lerp(d, x, sig[i + 1] / sig[i])  # (σ'/σ)·x + (1 - σ'/σ)·d
+        old_denoised, h_last = denoised, h
     return x
 
 
+TWO_EVAL_SAMPLERS = frozenset({"sample_heun", "sample_dpmpp_2s"})  # 2 NFE per step, 1 for a final step to 0
+
+
 def nfe_per_grid(sampler_name: str, sigmas: Tensor) -> int:
-    """Network evaluations a sampler spends on a grid (Heun: 2 per step but 1 for the final step to 0)."""
+    """Network evaluations a sampler spends on a grid (Heun, 2S: 2 per step but 1 for the final step to 0)."""
     steps = len(sigmas) - 1
-    if sampler_name == "sample_heun":
+    if sampler_name in TWO_EVAL_SAMPLERS:
         return 2 * steps - int(float(sigmas[-1]) == 0)
     return steps
+
+
+def count_nfe(sampler: Callable[..., Tensor], sigmas: Tensor) -> int:
+    """Count the denoiser calls `sampler` makes on `sigmas` by running it once on a 1-element toy problem."""
+    calls = [0]
+
+    def counting(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        calls[0] += 1
+        return 0.5 * x
+
+    sampler(counting, torch.ones(1, 1, dtype=torch.float64) * float(sigmas[0]), sigmas.double().cpu(),
+            generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return calls[0]
