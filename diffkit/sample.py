@@ -3,6 +3,8 @@
     python -m diffkit.sample ckpt=PATH n=64                       # grid PNG next to the checkpoint's run
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_2m steps=10
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
+    python -m diffkit.sample ckpt=TEXT.ckpt n=8 prompt="ROMEO:"             # text continuation of a prefix
+    python -m diffkit.sample ckpt=TEXT.ckpt infill.prefix="ROMEO:" infill.suffix="love."   # text infilling
 
 References:
     k-diffusion sample.py; diffusion_policy eval.py (checkpoints carry their config).
@@ -35,7 +37,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     steps = cfg.steps or module.sample_steps
     generator = torch.Generator().manual_seed(cfg.seed)
     cond = module.modality.example_cond(cfg.n, device=module.device)
-    samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler)
+    known = mask = None
+    prefix, suffix = cfg.get("prompt") or cfg.infill.prefix or "", cfg.infill.suffix or ""
+    if prefix or suffix:  # given tokens stay exactly as written (replace_tokens / forced AR tokens)
+        if not hasattr(module.modality, "infill"):
+            raise CheckpointError(f"prompt/infill need a text checkpoint; {cfg.ckpt} is {module.modality.kind}")
+        known, mask = module.modality.infill(cfg.n, prefix=str(prefix), suffix=str(suffix))
+    samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler, known=known, mask=mask)
     module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
     log.info("wrote %d samples to %s", cfg.n, out_dir)
     metrics: dict[str, float] = {}

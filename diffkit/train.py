@@ -47,6 +47,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("untrained model: %s", metrics)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+    if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (text: nats/token)
+        results = trainer.test(module, datamodule=datamodule, verbose=False)
+        metrics.update({k: float(v) for k, v in results[0].items()} if results else {})
     if trainer.is_global_zero:
         showcase(module, str(out_dir / "samples"), n=cfg.eval.n_grid, steps=cfg.eval.steps)
     if evaluator is not None:
