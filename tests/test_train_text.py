@@ -61,3 +61,13 @@ def test_sample_cli_with_prompt_and_suffix(trained, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in next(tmp_path.glob("samples_step*.jsonl")).read_text().splitlines()]
     assert len(rows) == 3 and all(r["text"].startswith("HAMLET") and r["text"].endswith("end.") for r in rows)
+
+
+def test_train_cli_reports_a_bad_text_file_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine text \xff\xfe more")
+    cmd = [sys.executable, "-m", "diffkit.train", "recipe=smoke/text", "data=text_files", f"data.text_files=[{bad}]",
+           f"data.data_dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "bad.txt: not UTF-8 (byte 0xff at offset 10)" in proc.stderr and "Traceback" not in proc.stderr

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffkit.modalities.base import DataError
 from diffkit.modalities.text.adapter import build_char_tokenizer
 
 SPLITS = ("train", "val", "test")
@@ -31,7 +32,7 @@ SHAKESPEARE_HELD_OUT = {
 }
 
 
-class TextDataError(ValueError):
+class TextDataError(DataError):
     """A text source that cannot be used: one message naming the file."""
 
 
