@@ -52,7 +52,9 @@ class MaskedNELBO:
         NELBO = ∫_0^1 σ'(t) / (e^(σ(t)) - 1) · E_q[ Σ_{l masked in x_t} -log D(x_t, σ)[l, x0_l] ] dt,
     since -α'/(1 - α) = σ' e^(-σ) / (1 - e^(-σ)) = σ' / (e^σ - 1). For the log-linear schedule this weight is 1/t.
     Unmasked tokens cost nothing because the SUBS denoiser copies them. t is drawn stratified over the batch
-    (MDLM's low-discrepancy sampler) on [t_min, 1]; the omitted [0, t_min] slice is worth at most t_min nats/token.
+    (MDLM's low-discrepancy sampler) on [t_min, 1]. As in MDLM, the [0, t_min] slice (about t_min · cross-entropy)
+    and the prior term at t = 1, where a schedule with ε > 0 leaves a fraction ε unmasked, are dropped: for the
+    exact denoiser of i.i.d. tokens the estimate is (1 - ε)·H, within 0.1 % of the entropy H for ε = 1e-3.
     """
 
     def __init__(
