@@ -16,8 +16,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import codecs
-import importlib.util
 import json
 import math
 import platform
@@ -44,12 +42,7 @@ BUDGETS = (5, 10, 20, 50)
 
 
 def _import_peers():
-    """k_diffusion.sampling and diffusers; a catch-all codec from `future_typing` breaks ftfy inside k-diffusion."""
-    if importlib.util.find_spec("future_typing") is not None:
-        from future_typing.codec import search_function
-
-        for _ in range(10):
-            codecs.unregister(search_function)
+    """k_diffusion.sampling and diffusers (the `bench` extra)."""
     import diffusers
     import k_diffusion.sampling as kd
 

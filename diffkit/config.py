@@ -19,6 +19,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from diffkit.training.ar import ARModule
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
 
 
@@ -27,11 +28,11 @@ def to_dict(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
 
 
-def build_module(cfg: DictConfig) -> DiffusionModule:
+def build_module(cfg: DictConfig) -> DiffusionModule | ARModule:
     """Instantiate `cfg.module` and attach the resolved config so checkpoints describe themselves."""
     module = instantiate(cfg.module)
-    if not isinstance(module, DiffusionModule):
-        raise TypeError(f"cfg.module must build a DiffusionModule, got {type(module).__name__}")
+    if not isinstance(module, DiffusionModule | ARModule):
+        raise TypeError(f"cfg.module must build a DiffusionModule (or the text ARModule), got {type(module).__name__}")
     module.resolved_config = to_dict(cfg)
     return module
 
@@ -56,7 +57,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule | ARModule:
     """Rebuild a DiffusionModule (with its EMA weights) from a checkpoint alone, in eval mode."""
     checkpoint = read_checkpoint(path, map_location)
     cfg = OmegaConf.create(checkpoint[CONFIG_KEY])

@@ -5,6 +5,8 @@
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_3m schedule=exponential steps=10
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
     python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
+    python -m diffkit.sample ckpt=TEXT.ckpt n=8 prompt="ROMEO:"             # text continuation of a prefix
+    python -m diffkit.sample ckpt=TEXT.ckpt infill.prefix="ROMEO:" infill.suffix="love."   # text infilling
 
 References:
     k-diffusion sample.py; diffusion_policy eval.py (checkpoints carry their config).
@@ -39,7 +41,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     generator = torch.Generator().manual_seed(cfg.seed)
     cond = module.modality.example_cond(cfg.n, device=module.device)
     if cfg.n > 0:
-        samples = module.sample(cfg.n, cond, steps=steps, generator=generator, sampler=sampler, schedule=schedule)
+        known = mask = None
+        prefix, suffix = cfg.get("prompt") or cfg.infill.prefix or "", cfg.infill.suffix or ""
+        if prefix or suffix:  # given tokens stay exactly as written (replace_tokens / forced AR tokens)
+            if not hasattr(module.modality, "infill"):
+                raise CheckpointError(f"prompt/infill need a text checkpoint; {cfg.ckpt} is {module.modality.kind}")
+            known, mask = module.modality.infill(cfg.n, prefix=str(prefix), suffix=str(suffix))
+        samples = module.sample(
+            cfg.n, cond, steps=steps, generator=generator, sampler=sampler, schedule=schedule, known=known, mask=mask
+        )
         module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
         log.info("wrote %d samples to %s", cfg.n, out_dir)
     metrics: dict[str, float] = {}
@@ -47,7 +57,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
         evaluator = instantiate(train_cfg.evaluator)
-        metrics = evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed)
+        metrics.update(evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed))
         write_json({**metrics, "steps": steps, "ckpt": str(cfg.ckpt)}, out_dir / "metrics.json")
         log.info("metrics: %s", metrics)
     return metrics

@@ -14,6 +14,7 @@ References:
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -23,6 +24,7 @@ from omegaconf import DictConfig
 
 from diffkit.config import build_module, to_dict
 from diffkit.io import write_json
+from diffkit.modalities.base import DataError
 from diffkit.training.evaluation import evaluate, showcase
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("untrained model: %s", metrics)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+    if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (text: nats/token)
+        results = trainer.test(module, datamodule=datamodule, verbose=False)
+        metrics.update({k: float(v) for k, v in results[0].items()} if results else {})
     if trainer.is_global_zero:
         showcase(module, str(out_dir / "samples"), n=cfg.eval.n_grid, steps=cfg.eval.steps)
     if evaluator is not None:
@@ -59,7 +64,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (console script `diffkit-train`)."""
-    metrics = run(cfg)
+    try:
+        metrics = run(cfg)
+    except DataError as err:  # a user error (bad data file): one line, no traceback
+        sys.exit(f"diffkit-train: {err}")
     return metrics.get(cfg.get("optimized_metric", ""), None)
 
 

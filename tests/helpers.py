@@ -33,19 +33,7 @@ def compose_train(overrides: list[str], output_dir: Path, config_name: str = "tr
 
 
 def import_k_diffusion_sampling():
-    """`k_diffusion.sampling`, or skip the test when k-diffusion (the `bench` extra) is not installed.
-
-    A catch-all codec registered by the `future_typing` package (pulled in by `typical`) answers every encoding
-    name, which breaks ftfy's import inside k-diffusion; it is unregistered first when present.
-    """
-    import codecs
-    import importlib.util
-
+    """`k_diffusion.sampling`, or skip the test when k-diffusion (the `bench` extra) is not installed."""
     import pytest
 
-    if importlib.util.find_spec("future_typing") is not None:
-        from future_typing.codec import search_function
-
-        for _ in range(10):  # it may be registered more than once
-            codecs.unregister(search_function)
     return pytest.importorskip("k_diffusion").sampling

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError
 
 from diffkit.config import build_module, to_dict
+from diffkit.training.ar import ARModule
 from diffkit.training.module import DiffusionModule
 
 
@@ -22,7 +23,7 @@ def test_recipe_composes_and_instantiates(recipe: str, tmp_path: Path) -> None:
     resolved = to_dict(cfg)  # every interpolation resolves
     assert resolved["paths"]["output_dir"] == str(tmp_path)
     module = build_module(cfg)
-    assert isinstance(module, DiffusionModule)
+    assert isinstance(module, ARModule if recipe.endswith("ar_shakespeare") else DiffusionModule)
     assert module.resolved_config == resolved
     datamodule = instantiate(cfg.data)
     assert hasattr(datamodule, "train_dataloader")
@@ -84,3 +85,12 @@ def test_cli_reports_unknown_recipe_in_one_clear_message(tmp_path: Path) -> None
     )
     assert proc.returncode != 0
     assert "no_such_recipe" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sampler", ["masked_ancestral", "masked_cached", "tau_leaping"])
+def test_every_discrete_sampler_option_builds_and_samples(sampler: str, tmp_path: Path) -> None:
+    cfg = compose_train(["recipe=smoke/text", f"sampler={sampler}"], tmp_path)
+    module = build_module(cfg)
+    assert module.sampler.func.__name__ == f"sample_{sampler}"
+    x = module.sample(2, steps=4)
+    assert x.shape == (2, cfg.modality.seq_len) and bool((x != cfg.modality.mask_id).all())

@@ -1,9 +1,9 @@
 """The modality-agnostic diffusion core (torch only): schedules, processes, preconditioners, losses, samplers."""
 
-from diffkit.core.guidance import cfg, drop_cond, replace
-from diffkit.core.losses import DenoisingLoss
-from diffkit.core.precond import EDMPrecond, EpsPrecond, FlowPrecond, VPPrecond, VPredPrecond
-from diffkit.core.processes import GaussianProcess
+from diffkit.core.guidance import cfg, drop_cond, replace, replace_tokens
+from diffkit.core.losses import DenoisingLoss, MaskedNELBO
+from diffkit.core.precond import EDMPrecond, EpsPrecond, FlowPrecond, SubsPrecond, VPPrecond, VPredPrecond
+from diffkit.core.processes import GaussianProcess, MaskingProcess
 from diffkit.core.samplers import (
     bits_per_dim,
     count_nfe,
@@ -19,6 +19,9 @@ from diffkit.core.samplers import (
     sample_euler_ancestral,
     sample_heun,
     sample_lms,
+    sample_masked_ancestral,
+    sample_masked_cached,
+    sample_tau_leaping,
     sample_unipc,
 )
 from diffkit.core.schedules import (
@@ -30,6 +33,8 @@ from diffkit.core.schedules import (
     log_normal,
     log_uniform,
     logit_normal,
+    loglinear_noise,
+    loglinear_sigmas,
     uniform_t,
 )
 from diffkit.core.utils import append_dims, to_d
@@ -43,6 +48,15 @@ from diffkit.core.weighting import (
 )
 
 __all__ = [
+    "loglinear_sigmas",
+    "loglinear_noise",
+    "sample_tau_leaping",
+    "sample_masked_cached",
+    "sample_masked_ancestral",
+    "replace_tokens",
+    "SubsPrecond",
+    "MaskingProcess",
+    "MaskedNELBO",
     "DenoisingLoss",
     "EDMPrecond",
     "EpsPrecond",

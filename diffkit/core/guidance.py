@@ -2,7 +2,7 @@
 
 References:
     Ho & Salimans 2022 (classifier-free guidance); Song et al. 2021, App. I / Lugmayr et al. 2022 (replacement
-    inpainting); Janner et al. 2022 (Diffuser, conditioning by replacement).
+    inpainting); Janner et al. 2022 (Diffuser, conditioning by replacement); Sahoo et al. 2024 (MDLM infilling).
 """
 
 from __future__ import annotations
@@ -36,6 +36,23 @@ def replace(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
 
     def replaced(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
         return torch.where(keep, known.to(x.dtype), denoiser(x, sigma, cond))
+
+    return replaced
+
+
+def replace_tokens(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
+    """Discrete replacement: the denoiser sees `known` ids where mask = 1 and returns them with certainty there.
+
+    known ids [B,L], mask [B,L] (1 = given); the wrapped denoiser returns log-probs [B,L,V] that are 0 on the known
+    token and -inf elsewhere at given positions, so a masked-diffusion sampler can only ever place the known token.
+    """
+    keep = mask.to(torch.bool)
+
+    def replaced(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        log_probs = denoiser(torch.where(keep, known.to(x.dtype), x), sigma, cond)
+        ids = known.long().expand_as(x)[..., None]
+        given = torch.full_like(log_probs, float("-inf")).scatter(-1, ids, 0.0)
+        return torch.where(keep[..., None], given, log_probs)
 
     return replaced
 

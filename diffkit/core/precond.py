@@ -5,7 +5,8 @@ sampler, loss and guidance wrapper sees the same contract whatever the network w
 
 References:
     Karras et al. 2022 (EDM) Table 1; Ho et al. 2020 (ε-prediction); Salimans & Ho 2022 (v-prediction);
-    Liu et al. 2023 / Lipman et al. 2023 (rectified flow, velocity prediction).
+    Liu et al. 2023 / Lipman et al. 2023 (rectified flow, velocity prediction);
+    Sahoo et al. 2024 (MDLM, SUBS parameterization for masked discrete diffusion).
 """
 
 from __future__ import annotations
@@ -114,3 +115,24 @@ class FlowPrecond(_Precond):
         t = sigma / (1 + sigma)
         c_in = 1 / (1 + sigma)  # x_t = x / (1 + σ)
         return c_in, -t, c_in, self.t_scale * t
+
+
+class SubsPrecond(nn.Module):
+    """SUBS: log-probs [B,L,V] from raw logits with the mask token at -inf and unmasked tokens copied (MDLM §3.2).
+
+    The raw net gets the ids x [B,L], c_noise = σ [B] and cond. Zero masking probability (no mass on the mask
+    token) and carry-over unmasking (log-prob 0 on the observed token wherever x is not the mask) are exact
+    properties of the true posterior of the absorbing process, so imposing them only removes wasted capacity.
+    """
+
+    def __init__(self, net: nn.Module, mask_id: int) -> None:
+        super().__init__()
+        self.net, self.mask_id = net, int(mask_id)
+
+    def forward(self, x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
+        logits = self.net(x, sigma, cond).float()
+        logits = logits.index_fill(-1, torch.tensor([self.mask_id], device=x.device), float("-inf"))
+        log_probs = logits.log_softmax(dim=-1)
+        carry = torch.full_like(log_probs, float("-inf")).scatter(-1, x[..., None], 0.0)
+        return torch.where((x != self.mask_id)[..., None], carry, log_probs)

@@ -2,7 +2,8 @@
 
 References:
     Karras et al. 2022 (EDM), eq. 5 and Table 1; Ho et al. 2020 (DDPM linear β); Nichol & Dhariwal 2021 (cosine);
-    Lipman et al. 2023 / Liu et al. 2023 (flow matching, σ = t / (1 - t)).
+    Lipman et al. 2023 / Liu et al. 2023 (flow matching, σ = t / (1 - t)); Sahoo et al. 2024 (MDLM, log-linear
+    masking schedule σ(t) = -log(1 - (1 - ε) t)).
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ def linear_t_sigmas(n: int, t_max: float = 1.0 - 1e-3) -> Tensor:
         raise ValueError(f"linear_t_sigmas: need n >= 1 and 0 < t_max < 1, got n={n}, t_max={t_max}")
     t = torch.linspace(t_max, 0, n + 1, dtype=torch.float64)
     return (t / (1 - t)).float()
+
+
+def loglinear_sigmas(n: int, eps: float = 1e-3) -> Tensor:
+    """Masking grid: t uniform from 1 to 0, σ = -log(1 - (1 - ε) t) (MDLM log-linear); n + 1 values ending in 0."""
+    if n < 1 or not 0 < eps < 1:
+        raise ValueError(f"loglinear_sigmas: need n >= 1 and 0 < eps < 1, got n={n}, eps={eps}")
+    t = torch.linspace(1, 0, n + 1, dtype=torch.float64)
+    return loglinear_noise(t, eps)[0].float()
+
+
+def loglinear_noise(t: Tensor, eps: float = 1e-3) -> tuple[Tensor, Tensor]:
+    """(σ(t), dσ/dt) of the log-linear masking schedule σ = -log(1 - (1 - ε) t): mask probability (1 - ε) t (MDLM)."""
+    keep = 1 - (1 - eps) * t
+    return -torch.log(keep), (1 - eps) / keep
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ SampleFn = Callable[[int, Cond | None], Tensor]  # (n, cond) -> n samples in mod
 InpaintFn = Callable[[Tensor, Tensor, Cond | None], Tensor]  # (known, mask with 1 = known, cond) -> completions
 
 
+class DataError(ValueError):
+    """A data source that cannot be used (missing, empty, wrong encoding); the message names the file."""
+
+
 class Modality(Protocol):
     """What the generic DiffusionModule needs from a data type (image, audio, text, trajectory)."""
 

@@ -19,7 +19,7 @@ from torch import Generator, Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from diffkit.core.guidance import drop_cond, replace
+from diffkit.core.guidance import drop_cond, replace, replace_tokens
 from diffkit.core.types import Cond, Denoiser, Process
 from diffkit.modalities.base import Modality
 from diffkit.training.ema import EMA
@@ -110,15 +110,19 @@ class DiffusionModule(L.LightningModule):
         use_ema: bool = True,
         callback: Callable[[dict], None] | None = None,
     ) -> Tensor:
-        """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint by replacement."""
+        """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint / infill by replacement."""
         denoiser: Denoiser = self.ema.module if use_ema else self.denoiser
         for wrap in self.guidance:
             denoiser = wrap(denoiser)
+        discrete = self.modality.kind == "discrete"
         if known is not None and mask is not None:
-            denoiser = replace(denoiser, known, mask)
+            known, mask = known.to(self.device), mask.to(self.device)
+            denoiser = (replace_tokens if discrete else replace)(denoiser, known, mask)
         sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(self.device)
         shape = (n, *self.modality.example_shape())
         x = self.process.prior(shape, device=self.device, generator=generator, sigma=float(sigmas[0]))
+        if discrete and known is not None and mask is not None:
+            x = torch.where(mask.to(torch.bool), known.to(x.dtype), x)  # given tokens are visible from the start
         x = (sampler or self.sampler)(denoiser, x, sigmas, cond=cond, generator=generator, callback=callback)
         if known is not None and mask is not None:
             x = torch.where(mask.to(torch.bool), known.to(x.dtype), x)  # exact on known entries

@@ -1,5 +1,6 @@
 """Samplers: functions over denoiser(x, σ, cond) walking a decreasing σ grid that ends in 0."""
 
+from diffkit.core.samplers.discrete import sample_masked_ancestral, sample_masked_cached, sample_tau_leaping
 from diffkit.core.samplers.gaussian import (
     ancestral_step,
     count_nfe,
@@ -34,4 +35,7 @@ __all__ = [
     "sample_heun",
     "sample_lms",
     "sample_unipc",
+    "sample_masked_ancestral",
+    "sample_masked_cached",
+    "sample_tau_leaping",
 ]
