@@ -9,6 +9,11 @@ from torch import Tensor
 
 from diffkit.core.types import Cond
 
+
+class DataError(ValueError):
+    """Input data that cannot be used (damaged file, wrong shape, missing field); the message names the input."""
+
+
 SampleFn = Callable[[int, Cond | None], Tensor]  # (n, cond) -> n samples in model space
 InpaintFn = Callable[[Tensor, Tensor, Cond | None], Tensor]  # (known, mask with 1 = known, cond) -> completions
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from diffkit.io import atomic_write
+from diffkit.modalities.base import DataError
 
 SPLITS = ("train", "val", "test")
 DIGITS_FILE = "digits.npz"
@@ -63,12 +64,12 @@ def load_digits_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, 
         with np.load(path) as data:
             images, labels = data[f"{split}_images"], data[f"{split}_labels"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is damaged or not a digits npz ({type(err).__name__}: {err}); delete it and "
             "run `python data/digits/prepare.py`"
         ) from None
     if images.ndim != 3 or len(images) != len(labels):
-        raise ValueError(f"{path}: split {split!r} has images {images.shape} and labels {labels.shape}")
+        raise DataError(f"{path}: split {split!r} has images {images.shape} and labels {labels.shape}")
     return images, labels
 
 
