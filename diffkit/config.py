@@ -76,7 +76,7 @@ def load_config(path: str | os.PathLike) -> DictConfig:
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(d, dict):
-        return {prefix: d}
+        return {prefix.rstrip("."): d}
     return {k: v for key, value in d.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
 
 
@@ -137,3 +137,8 @@ def load_exported(folder: str | os.PathLike, map_location: str | torch.device = 
     except RuntimeError as err:
         raise CheckpointError(f"{weights}: weights do not fit the model config.json describes ({err})") from None
     return module.to(map_location).eval()
+
+
+def load_any(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
+    """`diffkit.load`: an exported folder (config.json + denoiser.safetensors) or a training checkpoint file."""
+    return load_exported(path, map_location) if Path(path).is_dir() else load(path, map_location)

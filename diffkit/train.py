@@ -64,8 +64,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
     if not trainer.is_global_zero:
         return metrics
-    showcase(module, str(out_dir / "samples"), n=cfg.eval.n_grid, steps=cfg.eval.steps)
-    if evaluator is not None:
+    if cfg.eval.after_training:
+        showcase(module, str(out_dir / "samples"), n=cfg.eval.n_grid, steps=cfg.eval.steps)
+    if evaluator is not None and cfg.eval.after_training:
         metrics.update({f"test/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
     write_json(metrics, out_dir / "metrics.json")
     log.info("metrics: %s", metrics)
