@@ -63,7 +63,7 @@ class DiffusionModule(L.LightningModule):
     # -- training -------------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, cond = self.modality.encode(batch)
-        sigma, noise, generator = self._training_draws(x0)
+        sigma, noise, generator = self._training_draws(x0, batch_idx)
         cond = drop_cond(cond, self.cond_dropout, generator)
         loss = self.loss(self.denoiser, x0, cond, generator=generator, sigma=sigma, noise=noise).mean()
         mean_loss = self._rank_mean(loss.detach())  # the same number on every rank, so all ranks stop together
@@ -72,19 +72,26 @@ class DiffusionModule(L.LightningModule):
         self.log("train/loss", mean_loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
-    def _training_draws(self, x0: Tensor) -> tuple[Tensor | None, Tensor | None, Generator]:
-        """This rank's share [rank::world] of σ, ε drawn for the whole global batch, seeded by (seed, step).
+    def _training_draws(self, x0: Tensor, batch_idx: int) -> tuple[Tensor | None, Tensor | None, Generator]:
+        """This rank's share [rank::world] of σ, ε drawn for the whole global batch, seeded by (seed, step, micro).
 
         Every rank draws the same global noise and keeps the rows of its own examples (DistributedSampler deals
         example i of a global batch to rank i % world), so N ranks compute exactly what one process would, and a
         resumed run repeats the draws of the run it continues: no RNG state is needed.
         """
-        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self._trainer is not None else (1, 0)
-        generator = torch.Generator(device=x0.device).manual_seed(hash((self.seed, self.global_step, rank)) % 2**62)
+        world, rank, accumulate = 1, 0, 1
+        if self._trainer is not None:
+            world, rank, accumulate = (
+                self.trainer.world_size,
+                self.trainer.global_rank,
+                self.trainer.accumulate_grad_batches,
+            )
+        key = (self.seed, self.global_step, batch_idx % accumulate)  # micro-batches of one step differ
+        generator = torch.Generator(device=x0.device).manual_seed(hash((*key, rank)) % 2**62)
         draw = getattr(self.loss, "draw", None)
         if draw is None:  # a loss without draw() uses the per-step, per-rank generator itself
             return None, None, generator
-        global_gen = torch.Generator().manual_seed(hash((self.seed, self.global_step)) % 2**62)
+        global_gen = torch.Generator().manual_seed(hash(key) % 2**62)
         sigma, noise = draw(x0.shape[0] * world, tuple(x0.shape[1:]), generator=global_gen)
         return sigma[rank::world].to(x0.device), noise[rank::world].to(x0.device), generator
 
