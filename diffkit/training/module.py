@@ -102,8 +102,8 @@ class DiffusionModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         # After the DDP all-reduce: the gradients, hence this norm, are the same on every rank.
-        total = torch.stack([p.grad.norm() for p in self.denoiser.parameters() if p.grad is not None])
-        grad_norm = total.norm()
+        grads = [p.grad for p in self.denoiser.parameters() if p.grad is not None]
+        grad_norm = torch.stack(torch._foreach_norm(grads)).norm()  # one fused call, not one per tensor
         if not torch.isfinite(grad_norm):
             raise FloatingPointError(
                 f"non-finite gradient norm ({grad_norm.item()}) at global step {self.global_step}; "
