@@ -101,6 +101,22 @@ def test_slurm_launcher_and_distributed_trainers_compose(tmp_path: Path) -> None
         assert trainer_cfg.plugins[0]._target_.endswith("AtomicCheckpointIO")
 
 
+def test_multirun_sweep_writes_one_folder_per_job(tmp_path: Path) -> None:
+    cmd = train_cmd("-m", "recipe=smoke/image", "optimizer.lr=1e-4,2e-4", "trainer.max_steps=1",
+                    "eval.before_training=false", "eval.after_training=false",
+                    f"paths.data_dir={ROOT / 'data'}")  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(DIFFKIT_ROOT=str(tmp_path)), capture_output=True,
+                          text=True, timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpts = sorted((tmp_path / "outputs" / "train" / "multirun").glob("*/*/checkpoints/last.ckpt"))
+    assert [c.parents[1].name for c in ckpts] == ["0", "1"]
+    assert [load_config_lr(c) for c in ckpts] == [1e-4, 2e-4]
+
+
+def load_config_lr(ckpt: Path) -> float:
+    return torch.load(ckpt, weights_only=True)["diffkit_config"]["optimizer"]["lr"]
+
+
 # -- resume --------------------------------------------------------------------------------------------------
 def test_kill_9_at_a_random_step_then_resume_gives_the_uninterrupted_weights(reference: Path, tmp_path: Path) -> None:
     kill_at = random.randint(2, 10)
