@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -82,3 +83,73 @@ def instantiate_option(train_cfg: DictConfig, group: str, node: Any) -> Any:
     with open_dict(merged):
         merged[group] = OmegaConf.create(raw)
     return instantiate(merged[group])
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    return {k: v for key, value in d.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+
+
+def check_resumable(path: str | os.PathLike, module: DiffusionModule) -> None:
+    """Raise CheckpointError naming the file and what differs when `path` cannot continue this run's model."""
+    checkpoint = read_checkpoint(path)
+    stored, current = checkpoint[CONFIG_KEY], module.resolved_config or {}
+    old, new = stored.get("modality", {}).get("_target_"), current.get("modality", {}).get("_target_")
+    if old != new:
+        raise CheckpointError(f"{path} is a checkpoint of modality {old}; this run trains {new}")
+    theirs, ours = checkpoint["state_dict"], module.state_dict()
+    shapes = [
+        f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
+        for k, v in ours.items()
+        if k in theirs and theirs[k].shape != v.shape
+    ]
+    missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    if shapes or missing or extra:
+        a, b = (
+            _flat({k: stored.get(k) for k in ("modality", "backbone")}),
+            _flat({k: current.get(k) for k in ("modality", "backbone")}),
+        )
+        changed = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        raise CheckpointError(
+            f"{path} does not fit this run's model (config changes: {'; '.join(changed[:4]) or 'none'}; "
+            f"{len(shapes)} shape mismatches, e.g. {shapes[:1]}; missing {missing[:2]}; unexpected {extra[:2]})"
+        )
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """`ckpt_path=last`: this run folder's checkpoints/last.ckpt if it exists (a folder reused with
+    `hydra.run.dir=<old run>`), else the newest <paths.log_dir>/<task_name>/*/checkpoints/last.ckpt."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt != "last":
+        return ckpt
+    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    runs = sorted(Path(cfg.paths.log_dir, cfg.task_name).glob("*/checkpoints/last.ckpt"), key=os.path.getmtime)
+    if own.is_file() or runs:
+        return str(own if own.is_file() else runs[-1])
+    raise CheckpointError(
+        f"ckpt_path=last: no checkpoints/last.ckpt in any run under {cfg.paths.log_dir}/{cfg.task_name}"
+    )
+
+
+def load_exported(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
+    """Rebuild a sampling-ready module (eval mode, EMA weights) from a `python -m diffkit.export` folder."""
+    from safetensors.torch import load_file  # lazy: only exported folders need safetensors
+
+    folder = Path(folder)
+    config, weights = folder / "config.json", folder / "denoiser.safetensors"
+    if not config.is_file() or not weights.is_file():
+        raise CheckpointError(f"{folder} is not an exported diffkit model (needs config.json and denoiser.safetensors)")
+    module = build_module(OmegaConf.create(json.loads(config.read_text())))
+    state = load_file(str(weights))
+    try:
+        module.denoiser.load_state_dict(state)
+        module.ema.module.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{weights}: weights do not fit the model config.json describes ({err})") from None
+    return module.to(map_location).eval()
+
+
+def load_any(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
+    """`diffkit.load`: an exported folder (config.json + denoiser.safetensors) or a training checkpoint file."""
+    return load_exported(path, map_location) if Path(path).is_dir() else load(path, map_location)

@@ -3,9 +3,11 @@
     python -m diffkit.train                                   # default recipe: image/digits
     python -m diffkit.train recipe=smoke/image trainer.max_steps=20
     python -m diffkit.train recipe=image/digits sampler=dpmpp_2m module.sample_steps=10 logger=csv
+    python -m diffkit.train ckpt_path=last                    # continue the newest run of this task
+    python -m diffkit.train trainer=ddp_sim recipe=smoke/image   # 2 CPU processes (gloo); trainer=ddp on GPUs
 
 Outputs (checkpoints, sample grids, metrics.json, logs) go to the run folder printed at start,
-`outputs/<recipe>/<date>_<time>/` by default.
+`outputs/<task>/<date>_<time>/` by default; DDP ranks share it (Lightning passes hydra.run.dir to them).
 
 References:
     lightning-hydra-template src/train.py (the entry script only instantiates and runs).
@@ -14,18 +16,21 @@ References:
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from diffkit.config import build_module, to_dict
+from diffkit.config import CheckpointError, build_module, check_resumable, resolve_ckpt_path, to_dict
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError
 from diffkit.training.evaluation import evaluate, showcase
+from diffkit.training.loggers import WANDB_ID_FILE
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +38,38 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit the module on the data module; return the final metrics (also written to metrics.json)."""
     L.seed_everything(cfg.seed, workers=True)
+    out_dir, rank_zero = Path(cfg.paths.output_dir), rank_zero_only.rank == 0
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, module)
+        source_id = Path(ckpt_path).resolve().parents[1] / WANDB_ID_FILE  # the dashboard run follows the checkpoint
+        if rank_zero and source_id.is_file() and not (out_dir / WANDB_ID_FILE).is_file():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source_id, out_dir / WANDB_ID_FILE)
+        log.info("resuming from %s", ckpt_path)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
-        logger.log_hyperparams(to_dict(cfg))
-    evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") else None
-    out_dir = Path(cfg.paths.output_dir)
+        logger.log_hyperparams(to_dict(cfg))  # the resolved config; rank-zero only inside Lightning's loggers
+    evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") and rank_zero else None
     log.info("run folder: %s", out_dir)
     metrics: dict[str, float] = {}
-    if evaluator is not None and cfg.eval.before_training:
+    if evaluator is not None and cfg.eval.before_training and ckpt_path is None:
         metrics.update({f"init/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
         log.info("untrained model: %s", metrics)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
     if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (text: nats/token)
         results = trainer.test(module, datamodule=datamodule, verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()} if results else {})
-    if trainer.is_global_zero:
+    if not trainer.is_global_zero:
+        return metrics
+    if cfg.eval.after_training:
         showcase(module, str(out_dir / "samples"), n=cfg.eval.n_grid, steps=cfg.eval.steps)
-    if evaluator is not None:
+    if evaluator is not None and cfg.eval.after_training:
         metrics.update({f"test/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
     write_json(metrics, out_dir / "metrics.json")
     log.info("metrics: %s", metrics)
@@ -63,11 +78,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point (console script `diffkit-train`)."""
+    """Hydra entry point (console script `diffkit-train`); bad inputs end in one line naming them."""
     try:
         metrics = run(cfg)
-    except DataError as err:  # a user error (bad data file): one line, no traceback
-        sys.exit(f"diffkit-train: {err}")
+    except (CheckpointError, DataError, FloatingPointError) as err:
+        sys.exit(f"diffkit-train: {type(err).__name__}: {err}")
     return metrics.get(cfg.get("optimized_metric", ""), None)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
+import lightning as L
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -37,3 +41,38 @@ def import_k_diffusion_sampling():
     import pytest
 
     return pytest.importorskip("k_diffusion").sampling
+
+
+def train_cmd(*overrides: str) -> list[str]:
+    """`python -m diffkit.train` with overrides, as a subprocess argv (run it with cwd=ROOT, env=subprocess_env())."""
+    return [sys.executable, "-m", "diffkit.train", *overrides]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The current environment plus the repo and tests/ on PYTHONPATH (for the test callbacks below)."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+class Pace(L.Callback):
+    """Test callback: print `STEP <global_step>` after every batch and wait, so a test can SIGKILL a training
+    subprocess at a chosen step. It touches neither the model nor the data."""
+
+    def __init__(self, seconds: float = 0.2) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        print(f"STEP {trainer.global_step}", flush=True)
+        time.sleep(self.seconds)
+
+
+class PoisonWeights(L.Callback):
+    """Test callback: right after optimizer step `step`, set one weight to NaN (a model that diverged)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                next(pl_module.denoiser.parameters()).view(-1)[0] = float("nan")

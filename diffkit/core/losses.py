@@ -13,7 +13,7 @@ import torch
 from torch import Generator, Tensor
 
 from diffkit.core.types import Cond, Denoiser, Process
-from diffkit.core.utils import mean_flat
+from diffkit.core.utils import append_dims, mean_flat
 
 
 class DenoisingLoss:
@@ -36,13 +36,22 @@ class DenoisingLoss:
         cond: Cond | None = None,
         generator: Generator | None = None,
         sigma: Tensor | None = None,
+        noise: Tensor | None = None,  # pre-drawn ε [B,*S], e.g. this rank's share of a draw for the global batch
     ) -> Tensor:
         if sigma is None:
             sigma = self.sigma_density(x0.shape[0], device=x0.device, generator=generator)
         sigma = sigma.to(device=x0.device, dtype=torch.float32)
-        x = self.process.add_noise(x0, sigma, generator)
+        if noise is None:
+            x = self.process.add_noise(x0, sigma, generator)
+        else:  # the σ-frame: x = x0 + σ·ε
+            x = x0 + append_dims(sigma, x0.ndim) * noise.to(device=x0.device, dtype=x0.dtype)
         denoised = denoiser(x, sigma, cond)
         return self.weighting(sigma) * mean_flat((denoised.float() - x0.float()) ** 2)
+
+    def draw(self, n: int, shape: tuple[int, ...], *, generator: Generator | None = None) -> tuple[Tensor, Tensor]:
+        """σ [n] and ε [n,*shape] on the CPU, in the order __call__ would use them for a batch of n."""
+        sigma = self.sigma_density(n, device="cpu", generator=generator)
+        return sigma, torch.randn((n, *shape), generator=generator)
 
 
 class MaskedNELBO:

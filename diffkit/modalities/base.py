@@ -9,12 +9,13 @@ from torch import Tensor
 
 from diffkit.core.types import Cond
 
-SampleFn = Callable[[int, Cond | None], Tensor]  # (n, cond) -> n samples in model space
-InpaintFn = Callable[[Tensor, Tensor, Cond | None], Tensor]  # (known, mask with 1 = known, cond) -> completions
-
 
 class DataError(ValueError):
-    """A data source that cannot be used (missing, empty, wrong encoding); the message names the file."""
+    """Input data that cannot be used (damaged file, wrong shape, missing field); the message names the input."""
+
+
+SampleFn = Callable[[int, Cond | None], Tensor]  # (n, cond) -> n samples in model space
+InpaintFn = Callable[[Tensor, Tensor, Cond | None], Tensor]  # (known, mask with 1 = known, cond) -> completions
 
 
 class Modality(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -51,9 +52,11 @@ class SampleLogger(L.Callback):
         generator = torch.Generator().manual_seed(self.seed)  # the same noise every time: progress is visible
         cond = pl_module.modality.example_cond(self.n, device=pl_module.device)
         samples = pl_module.sample(self.n, cond, steps=self.steps, generator=generator)
-        logger = trainer.logger if trainer.loggers else None
+        decoded = pl_module.modality.decode(samples)
         out_dir = self.out_dir or str(Path(trainer.default_root_dir) / "samples")
-        pl_module.modality.log_samples(pl_module.modality.decode(samples), logger, trainer.global_step, out_dir)
+        pl_module.modality.log_samples(decoded, None, trainer.global_step, out_dir)  # PNG / WAV / table on disk
+        for logger in trainer.loggers:  # and to every dashboard (wandb, tensorboard) that takes media
+            pl_module.modality.log_samples(decoded, logger, trainer.global_step, None)
 
 
 class EvaluationCallback(L.Callback):
@@ -63,10 +66,16 @@ class EvaluationCallback(L.Callback):
         self.evaluator, self.every_n_epochs, self.steps, self.seed = evaluator, every_n_epochs, steps, seed
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: DiffusionModule) -> None:
-        if not _due(trainer, self.every_n_epochs):
-            return
+        if not _due(trainer, self.every_n_epochs) or not trainer.is_global_zero:
+            return  # seeded sampling gives every rank the same numbers: compute them once
         start = time.perf_counter()
         metrics = evaluate(self.evaluator, pl_module, steps=self.steps, seed=self.seed)
         metrics["eval_seconds"] = time.perf_counter() - start
         for key, value in metrics.items():
-            pl_module.log(f"val/{key}", float(value), sync_dist=True)
+            pl_module.log(f"val/{key}", float(value), rank_zero_only=True)
+
+
+def batch_size(batch: Any) -> int:
+    """Examples in a batch dict (the first tensor's leading size), for Lightning's ThroughputMonitor."""
+    first = next(v for v in batch.values() if isinstance(v, torch.Tensor))
+    return int(first.shape[0])

@@ -1,11 +1,19 @@
-"""Experiment loggers: wandb that works offline by default and goes online when the environment says so."""
+"""Experiment loggers: wandb that works offline by default, goes online when the environment says so, and keeps
+one dashboard run per run folder (the run id lives in <run>/wandb_id.txt and is reused on resume)."""
 
 from __future__ import annotations
 
 import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from diffkit.io import atomic_write
+
+WANDB_ID_FILE = "wandb_id.txt"
 
 
 def wandb_mode() -> str:
@@ -15,8 +23,21 @@ def wandb_mode() -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
+def run_id(folder: str | os.PathLike) -> str:
+    """The wandb run id bound to a run folder: read from folder/wandb_id.txt, created there (rank 0) if absent."""
+    path = Path(folder) / WANDB_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    new = secrets.token_hex(4)  # wandb ids are short [a-z0-9] strings
+    if rank_zero_only.rank == 0:
+        atomic_write(path, lambda tmp: Path(tmp).write_text(new + "\n"))
+    return new
+
+
 def wandb_logger(project: str = "diffkit", save_dir: str = ".", **kwargs: Any) -> WandbLogger:
     """A Lightning WandbLogger whose run lives in save_dir/wandb; sync offline runs with `wandb sync`."""
     os.makedirs(save_dir, exist_ok=True)
     kwargs.setdefault("mode", wandb_mode())
+    kwargs.setdefault("id", run_id(save_dir))
+    kwargs.setdefault("resume", "allow")  # the same id continues the same dashboard run
     return WandbLogger(project=project, save_dir=save_dir, **kwargs)

@@ -25,6 +25,7 @@ from diffkit.modalities.base import Modality
 from diffkit.training.ema import EMA
 
 CONFIG_KEY = "diffkit_config"  # checkpoint key holding the resolved run config (a plain dict)
+RNG_KEY = "diffkit_rng_state"  # checkpoint key holding the global CPU RNG state (uint8 tensor)
 
 
 class DiffusionModule(L.LightningModule):
@@ -44,6 +45,7 @@ class DiffusionModule(L.LightningModule):
         sample_steps: int = 32,  # default grid size for sample()
         ema_decay: float = 0.999,  # per-step EMA decay of the evaluation weights
         cond_dropout: float = 0.0,  # probability of dropping the condition (classifier-free guidance training)
+        seed: int = 0,  # training noise of step k is drawn from a generator seeded by (seed, k)
     ) -> None:
         super().__init__()
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
@@ -55,21 +57,57 @@ class DiffusionModule(L.LightningModule):
         self.process, self.loss, self.modality = process, loss, modality
         self.sampler, self.schedule, self.guidance = sampler, schedule, tuple(guidance)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
-        self.sample_steps, self.cond_dropout = sample_steps, cond_dropout
+        self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
 
     # -- training -------------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, cond = self.modality.encode(batch)
-        loss = self.loss(self.denoiser, x0, drop_cond(cond, self.cond_dropout)).mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss ({loss.item()}) at global step {self.global_step}")
-        self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
+        draws = self._training_draws(x0, batch_idx)  # generator, and σ, ε when the loss can take them
+        cond = drop_cond(cond, self.cond_dropout, draws["generator"])
+        loss = self.loss(self.denoiser, x0, cond, **draws).mean()
+        mean_loss = self._rank_mean(loss.detach())  # the same number on every rank, so all ranks stop together
+        if not torch.isfinite(mean_loss):
+            raise FloatingPointError(f"non-finite training loss ({mean_loss.item()}) at global step {self.global_step}")
+        self.log("train/loss", mean_loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
+    def _training_draws(self, x0: Tensor, batch_idx: int) -> dict[str, Any]:
+        """This rank's share [rank::world] of σ, ε drawn for the whole global batch, seeded by (seed, step, micro).
+
+        Every rank draws the same global noise and keeps the rows of its own examples (DistributedSampler deals
+        example i of a global batch to rank i % world), so N ranks compute exactly what one process would, and a
+        resumed run repeats the draws of the run it continues: no RNG state is needed.
+        """
+        world, rank, accumulate = 1, 0, 1
+        if self._trainer is not None:
+            world, rank, accumulate = (
+                self.trainer.world_size,
+                self.trainer.global_rank,
+                self.trainer.accumulate_grad_batches,
+            )
+        key = (self.seed, self.global_step, batch_idx % accumulate)  # micro-batches of one step differ
+        generator = torch.Generator(device=x0.device).manual_seed(hash((*key, rank)) % 2**62)
+        draw = getattr(self.loss, "draw", None)
+        if draw is None:  # a loss without draw() (e.g. MaskedNELBO) uses the per-step, per-rank generator itself
+            return {"generator": generator}
+        global_gen = torch.Generator().manual_seed(hash(key) % 2**62)
+        sigma, noise = draw(x0.shape[0] * world, tuple(x0.shape[1:]), generator=global_gen)
+        return {
+            "generator": generator,
+            "sigma": sigma[rank::world].to(x0.device),
+            "noise": noise[rank::world].to(x0.device),
+        }
+
+    def _rank_mean(self, value: Tensor) -> Tensor:
+        if self._trainer is None or self.trainer.world_size == 1:
+            return value
+        return self.trainer.strategy.reduce(value, reduce_op="mean")
+
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        total = torch.stack([p.grad.norm() for p in self.denoiser.parameters() if p.grad is not None])
-        grad_norm = total.norm()
+        # After the DDP all-reduce: the gradients, hence this norm, are the same on every rank.
+        grads = [p.grad for p in self.denoiser.parameters() if p.grad is not None]
+        grad_norm = torch.stack(torch._foreach_norm(grads)).norm()  # one fused call, not one per tensor
         if not torch.isfinite(grad_norm):
             raise FloatingPointError(
                 f"non-finite gradient norm ({grad_norm.item()}) at global step {self.global_step}; "
@@ -77,7 +115,10 @@ class DiffusionModule(L.LightningModule):
             )
         self.log("train/grad_norm", grad_norm, batch_size=1)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Right after the step, before any callback's on_train_batch_end: a checkpoint written there holds the
+        # EMA of the same step as the weights (exact resume).
         self.ema.update(self.denoiser)
 
     # -- evaluation -----------------------------------------------------------------------------------------
@@ -139,3 +180,8 @@ class DiffusionModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.resolved_config is not None:
             checkpoint[CONFIG_KEY] = self.resolved_config
+        checkpoint[RNG_KEY] = torch.get_rng_state()  # global CPU RNG (dropout); training noise needs none
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if RNG_KEY in checkpoint:
+            torch.set_rng_state(checkpoint[RNG_KEY])

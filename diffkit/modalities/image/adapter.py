@@ -18,6 +18,7 @@ from torch import Tensor
 from diffkit.core.guidance import NULL_LABEL
 from diffkit.core.types import Cond
 from diffkit.io import atomic_write
+from diffkit.modalities.base import DataError
 from diffkit.modalities.image.datasets import to_pixels
 
 
@@ -64,11 +65,12 @@ class ImageModality:
         return (self.channels, self.size, self.size)
 
     def encode(self, batch: Mapping[str, Any]) -> tuple[Tensor, Cond]:
+        if "image" not in batch:
+            raise DataError(f"image batch has no 'image' entry (keys: {sorted(batch)})")
         x0 = batch["image"]
-        if tuple(x0.shape[1:]) != self.example_shape():
-            raise ValueError(
-                f"image batch has shape {tuple(x0.shape)}; expected [B, {', '.join(map(str, self.example_shape()))}]"
-            )
+        if not isinstance(x0, Tensor) or tuple(x0.shape[1:]) != self.example_shape():
+            expected = ", ".join(map(str, self.example_shape()))
+            raise DataError(f"image batch has shape {tuple(getattr(x0, 'shape', ()))}; expected [B, {expected}]")
         return x0, ({"label": batch["label"]} if self.num_classes else {})
 
     def decode(self, x0: Tensor) -> Tensor:
@@ -92,5 +94,7 @@ class ImageModality:
         nrow = self.num_classes or None
         if out_dir is not None:
             save_grid(samples, os.path.join(out_dir, f"samples_step{step:06d}.png"), nrow=nrow)
-        if logger is not None and hasattr(logger, "log_image"):
+        if logger is not None and hasattr(logger, "log_image"):  # wandb
             logger.log_image(key="samples/image", images=[make_grid(samples, nrow)], step=step)
+        elif logger is not None and hasattr(getattr(logger, "experiment", None), "add_image"):  # tensorboard
+            logger.experiment.add_image("samples/image", make_grid(samples, nrow), step, dataformats="HWC")

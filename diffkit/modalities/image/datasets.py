@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from diffkit.io import atomic_write
+from diffkit.modalities.base import DataError
 
 SPLITS = ("train", "val", "test")
 DIGITS_FILE = "digits.npz"
@@ -60,11 +61,11 @@ def load_npz_split(
         with np.load(path) as data:
             images, labels = data[f"{split}_images"], data[f"{split}_labels"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is damaged or not a {name} npz ({type(err).__name__}: {err}); delete it and run `python {prepare}`"
         ) from None
     if images.ndim != 3 or len(images) != len(labels):
-        raise ValueError(f"{path}: split {split!r} has images {images.shape} and labels {labels.shape}")
+        raise DataError(f"{path}: split {split!r} has images {images.shape} and labels {labels.shape}")
     return images, labels
 
 
