@@ -22,11 +22,12 @@ from diffkit.modalities.base import DataError
 from diffkit.modalities.image.datasets import to_pixels
 
 
-def make_grid(images: Tensor, nrow: int | None = None, pad: int = 1, scale: int = 4) -> np.ndarray:
-    """uint8 images [N,C,H,W] -> one HxWx3 uint8 grid, nearest-upscaled by `scale` so 8x8 digits are visible."""
+def make_grid(images: Tensor, nrow: int | None = None, pad: int = 1, scale: int | None = None) -> np.ndarray:
+    """uint8 images [N,C,H,W] -> one HxWx3 uint8 grid, nearest-upscaled (default: cells of >= 56 pixels)."""
     if images.ndim != 4 or images.dtype != torch.uint8:
         raise ValueError(f"make_grid expects uint8 images [N,C,H,W], got {images.dtype} {tuple(images.shape)}")
     n, c, h, w = images.shape
+    scale = scale or max(1, -(-56 // max(h, w)))  # 8x8 digits x7, 28x28 x2
     rgb = images.expand(n, 3, h, w) if c == 1 else images[:, :3]
     rgb = rgb.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
     nrow = nrow or math.ceil(math.sqrt(n))

@@ -22,6 +22,7 @@ from diffkit.modalities.image.metrics import (
     inpainting_scores,
     load_or_train_classifier,
     mean_fill,
+    posterior_inpaint_scores,
     precision_recall,
 )
 
@@ -39,6 +40,7 @@ class FashionMNISTEvaluator:
         baselines: bool = True,  # also score real / Gaussian baselines (computed once per evaluator)
         n_inpaint: int = 1000,  # test images completed per inpainting region
         regions: tuple[str, ...] = ("bottom", "center"),  # hidden part of each image (see half_mask)
+        n_posterior: int = 4,  # completions per image; their mean is the MMSE-style estimate
         seed: int = 0,
     ) -> None:
         from diffkit.modalities.image.data import FashionMNISTDataModule  # data loading lives in data.py
@@ -52,7 +54,7 @@ class FashionMNISTEvaluator:
             data_dir, self.train_images, self.train_labels, val_images, val_labels, **CLASSIFIER
         )
         self.n_samples, self.conditional, self.baselines = n_samples, conditional, baselines
-        self.n_inpaint, self.regions, self.seed = n_inpaint, tuple(regions), seed
+        self.n_inpaint, self.regions, self.seed, self.n_posterior = n_inpaint, tuple(regions), seed, n_posterior
         self._reference: Tensor | None = None
         self._baseline_metrics: dict[str, float] | None = None
 
@@ -95,8 +97,10 @@ class FashionMNISTEvaluator:
         for region in self.regions:
             mask = half_mask(tuple(target.shape), side=region)
             known = target * mask
+            cond = {"label": labels} if self.conditional else None
+            prefix = f"inpaint_{region}"
+            out.update(posterior_inpaint_scores(inpaint_fn, known, mask, target, cond, self.n_posterior, prefix))
             fills = {
-                "inpaint": inpaint_fn(known, mask, {"label": labels} if self.conditional else None),
                 "meanfill": mean_fill(known, mask, self.train_images.mean(0)),
                 "wiener": wiener_fill(known, mask, mean, cov),
             }
