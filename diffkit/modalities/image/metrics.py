@@ -201,11 +201,11 @@ class DigitsEvaluator:
         feats, n_test = self.features(samples), len(self.test_images)
         metrics = {
             "fd": frechet_distance(feats, reference),
-            # FD is biased upwards at small n: compare the 179 real test images with 179 samples, not with all.
-            "fd_test_size": frechet_distance(feats[:n_test], reference) if len(feats) >= n_test else float("nan"),
             "fd_real_test": frechet_distance(self.features(self.test_images), reference),
             "classifier_test_acc": accuracy(self.classifier, self.test_images, self.test_labels),
         }
+        if len(feats) >= n_test:  # FD is biased upwards at small n: the real test images' FD at equal n
+            metrics["fd_test_size"] = frechet_distance(feats[:n_test], reference)
         if labels is not None:
             metrics["cond_acc"] = accuracy(self.classifier, samples.clamp(-1, 1), labels)
         if inpaint_fn is not None:
