@@ -22,6 +22,8 @@ def cfg(denoiser: Denoiser, scale: float, null_cond: Cond | None = None) -> Deno
     def guided(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
         if scale == 1.0:
             return denoiser(x, sigma, cond)
+        if cond is None:  # nothing to guide towards: one unconditional call, not two
+            return denoiser(x, sigma, null_cond)
         uncond = denoiser(x, sigma, null_cond)
         if scale == 0.0:
             return uncond

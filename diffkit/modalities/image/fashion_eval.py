@@ -91,13 +91,13 @@ class FashionMNISTEvaluator:
 
     def inpainting(self, inpaint_fn: InpaintFn) -> dict[str, float]:
         """SSIM/PSNR of the model's completions vs mean fill and the Wiener fill, per hidden region."""
-        target, labels = self.test_images[: self.n_inpaint], self.test_labels[: self.n_inpaint]
+        target = self.test_images[: self.n_inpaint]
         mean, cov = fit_gaussian(self.train_images)
         out: dict[str, float] = {}
         for region in self.regions:
             mask = half_mask(tuple(target.shape), side=region)
             known = target * mask
-            cond = {"label": labels} if self.conditional else None
+            cond = None  # unconditional completions, like the Wiener fill: the label is not given
             prefix = f"inpaint_{region}"
             out.update(posterior_inpaint_scores(inpaint_fn, known, mask, target, cond, self.n_posterior, prefix))
             fills = {
