@@ -4,6 +4,7 @@
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_2m steps=10
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_3m schedule=exponential steps=10
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
+    python -m diffkit.sample ckpt=PATH evaluate=true inpaint=reconstruction   # ΠGDM inpainting in the scores
     python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
     python -m diffkit.sample ckpt=TEXT.ckpt n=8 prompt="ROMEO:"             # text continuation of a prefix
     python -m diffkit.sample ckpt=TEXT.ckpt infill.prefix="ROMEO:" infill.suffix="love."   # text infilling
@@ -57,7 +58,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
         evaluator = instantiate(train_cfg.evaluator)
-        metrics.update(evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed))
+        inpaint = instantiate(cfg.inpaint) if cfg.get("inpaint") else None
+        metrics.update(evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed,
+                                inpaint_method=inpaint))  # fmt: skip
         write_json({**metrics, "steps": steps, "ckpt": str(cfg.ckpt)}, out_dir / "metrics.json")
         log.info("metrics: %s", metrics)
     return metrics

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from helpers import ROOT, compose_train
 from omegaconf import DictConfig, open_dict
 
 from diffkit.config import CheckpointError, instantiate_option, load, load_config
+from diffkit.core.guidance import reconstruction_guidance
 from diffkit.train import run
 
 
@@ -50,6 +52,21 @@ def test_checkpoint_rebuilds_the_module_alone(trained) -> None:
         assert torch.equal(tensor, state[name]), name
 
 
+def test_inpainting_methods_keep_known_pixels_and_differ(trained) -> None:
+    """sample(known, mask, inpaint=...) uses the given method; both keep the known pixels exactly."""
+    out, _ = trained
+    module = load(out / "checkpoints" / "last.ckpt")
+    known = torch.rand(4, 1, 8, 8) * 2 - 1
+    mask = torch.zeros(4, 1, 8, 8)
+    mask[..., :4, :] = 1  # the top half is known
+    results = {}
+    for name, method in {"replace": None, "reconstruction": partial(reconstruction_guidance, sigma_data=0.5)}.items():
+        g = torch.Generator().manual_seed(0)
+        results[name] = module.sample(4, steps=4, generator=g, known=known, mask=mask, inpaint=method)
+        assert torch.equal(results[name][..., :4, :], known[..., :4, :]), name
+    assert not torch.allclose(results["replace"][..., 4:, :], results["reconstruction"][..., 4:, :])
+
+
 def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
     out, _ = trained
     cfg: DictConfig = compose_train(
@@ -63,11 +80,13 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
     assert int(resumed["state_dict"]["ema.num_updates"]) == 9  # EMA state continued, not restarted
 
 
-@pytest.mark.parametrize("sampler, steps", [("dpmpp_2m", 10), ("heun", 18)])
-def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int) -> None:
+@pytest.mark.parametrize(
+    "sampler, steps, extra", [("dpmpp_2m", 10, []), ("heun", 18, []), ("dpmpp_2m", 4, ["inpaint=reconstruction"])]
+)
+def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int, extra: list[str]) -> None:
     out, _ = trained
     cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=16",
-           f"sampler={sampler}", f"steps={steps}", "evaluate=true", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+           f"sampler={sampler}", f"steps={steps}", "evaluate=true", f"hydra.run.dir={tmp_path}", *extra]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(tmp_path.glob("samples_step*.png"))

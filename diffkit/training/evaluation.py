@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from diffkit.core.samplers.likelihood import bits_per_dim, dequantize, pf_ode_log_likelihood
-from diffkit.core.types import Cond
+from diffkit.core.types import Cond, Denoiser
 from diffkit.modalities.base import Evaluator
 from diffkit.training.distributed import gather_cat, rank_and_world
 from diffkit.training.module import DiffusionModule
@@ -33,6 +33,7 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 500,  # examples per sampler call, bounds memory
     inpaint: bool = True,  # also score inpainting (extra sampling)
+    inpaint_method: Callable[..., Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser; None = module's
 ) -> dict[str, float]:
     """Score `module` with EMA weights; sampling is seeded, so two calls give the same numbers."""
     generator = torch.Generator().manual_seed(seed)
@@ -65,6 +66,7 @@ def evaluate(
                     generator=generator,
                     known=known[sl].to(device),
                     mask=mask[sl].to(device),
+                    inpaint=inpaint_method,
                 ).cpu()
                 for sl in _slices(known.shape[0], batch_size)
             ]

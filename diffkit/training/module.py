@@ -46,6 +46,7 @@ class DiffusionModule(L.LightningModule):
         ema_decay: float = 0.999,  # per-step EMA decay of the evaluation weights
         cond_dropout: float = 0.0,  # probability of dropping the condition (classifier-free guidance training)
         seed: int = 0,  # training noise of step k is drawn from a generator seeded by (seed, k)
+        inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser
     ) -> None:
         super().__init__()
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
@@ -58,6 +59,7 @@ class DiffusionModule(L.LightningModule):
         self.sampler, self.schedule, self.guidance = sampler, schedule, tuple(guidance)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
+        self.inpaint = inpaint
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
 
     # -- training -------------------------------------------------------------------------------------------
@@ -150,15 +152,20 @@ class DiffusionModule(L.LightningModule):
         mask: Tensor | None = None,
         use_ema: bool = True,
         callback: Callable[[dict], None] | None = None,
+        inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,
     ) -> Tensor:
-        """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint / infill by replacement."""
+        """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint / infill.
+
+        Conditioning on known entries uses `inpaint` (else the module's, else replacement / replace_tokens).
+        """
         denoiser: Denoiser = self.ema.module if use_ema else self.denoiser
         for wrap in self.guidance:
             denoiser = wrap(denoiser)
         discrete = self.modality.kind == "discrete"
         if known is not None and mask is not None:
             known, mask = known.to(self.device), mask.to(self.device)
-            denoiser = (replace_tokens if discrete else replace)(denoiser, known, mask)
+            inpaint = inpaint or self.inpaint or (replace_tokens if discrete else replace)
+            denoiser = inpaint(denoiser, known, mask)
         sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(self.device)
         shape = (n, *self.modality.example_shape())
         x = self.process.prior(shape, device=self.device, generator=generator, sigma=float(sigmas[0]))

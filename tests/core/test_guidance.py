@@ -6,7 +6,7 @@ import pytest
 import torch
 from gmm import FullCovGaussian
 
-from diffkit.core.guidance import NULL_LABEL, cfg, drop_cond, replace
+from diffkit.core.guidance import NULL_LABEL, cfg, drop_cond, reconstruction_guidance, replace
 from diffkit.core.samplers.gaussian import sample_euler_ancestral, sample_heun
 from diffkit.core.schedules import karras_sigmas
 
@@ -93,3 +93,36 @@ def test_replacement_inpainting_on_a_correlated_gaussian(sampler, mean_range, va
     mean, var = out[:, 1].mean().item(), out[:, 1].var().item()
     assert 0 < mean_range[0] < mean < mean_range[1] < rho * 1.5, mean
     assert 1 - rho**2 < var_range[0] < var < var_range[1] < 1, var
+
+
+@pytest.mark.parametrize("sampler", [sample_heun, sample_euler_ancestral], ids=["heun", "euler_ancestral"])
+def test_reconstruction_guidance_reaches_the_gaussian_conditional(sampler) -> None:
+    """Same problem as above: ΠGDM guidance brings x2 close to N(1.35, 0.19) where replacement stops near 0.6-0.9.
+
+    Observed (50 steps, 4k samples): Heun mean 1.247 / var 0.231, ancestral Euler 1.277 / 0.169 (replacement:
+    0.638 / 0.534 and 0.880 / 0.319). ΠGDM's isotropic r² is exact only per coordinate, hence the small gap.
+    """
+    rho, n = 0.9, 4000
+    exact = FullCovGaussian(torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))
+    known = torch.zeros(n, 2, dtype=torch.float64)
+    known[:, 0] = 1.5
+    mask = torch.tensor([[True, False]])
+    g = torch.Generator().manual_seed(0)
+    sigmas = karras_sigmas(50, 0.002, 80.0).double()
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 80.0
+    with torch.no_grad():  # the guidance takes its own gradient, as inside DiffusionModule.sample
+        out = sampler(reconstruction_guidance(exact, known, mask, sigma_data=1.0), x, sigmas, generator=g)
+    torch.testing.assert_close(out[:, 0], known[:, 0], rtol=0, atol=1e-12)
+    mean, var = out[:, 1].mean().item(), out[:, 1].var().item()
+    assert abs(mean - rho * 1.5) < 0.12, mean
+    assert 0.12 < var < 0.26, var
+
+
+def test_reconstruction_guidance_is_replacement_when_the_denoiser_ignores_x() -> None:
+    """A denoiser with J = 0 gets no correction: the result equals plain replacement."""
+    known, mask = torch.randn(3, 4), torch.rand(3, 4) > 0.5
+    const = lambda x, sigma, cond=None: torch.full_like(x, 0.25)  # noqa: E731
+    x, sigma = torch.randn(3, 4), torch.full((3,), 2.0)
+    torch.testing.assert_close(
+        reconstruction_guidance(const, known, mask)(x, sigma), replace(const, known, mask)(x, sigma)
+    )
