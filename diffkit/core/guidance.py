@@ -43,21 +43,37 @@ def replace(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
     return replaced
 
 
-def replace_tokens(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
+class ReplaceTokens:
     """Discrete replacement: the denoiser sees `known` ids where mask = 1 and returns them with certainty there.
 
-    known ids [B,L], mask [B,L] (1 = given); the wrapped denoiser returns log-probs [B,L,V] that are 0 on the known
-    token and -inf elsewhere at given positions, so a masked-diffusion sampler can only ever place the known token.
+    known ids [B,L] (or [1,L]), mask [B,L] (1 = given); log-probs [B,L,V] are 0 on the known token and -inf elsewhere
+    at given positions, so a masked-diffusion sampler can only ever place the known token (MDLM infilling).
     """
-    keep = mask.to(torch.bool)
 
-    def replaced(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
-        log_probs = denoiser(torch.where(keep, known.to(x.dtype), x), sigma, cond)
-        ids = known.long().expand_as(x)[..., None]
+    def __init__(self, denoiser: Denoiser, known: Tensor, mask: Tensor) -> None:
+        self.denoiser, self.known, self.keep = denoiser, known, mask.to(torch.bool)
+
+    def __call__(self, x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        if self.keep.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"replace_tokens: x has {x.shape[0]} rows, mask {self.keep.shape[0]}; a wrapper around "
+                             "it that a sampler calls on a sub-batch must forward select_rows(rows)")  # fmt: skip
+        log_probs = self.denoiser(torch.where(self.keep, self.known.to(x.dtype), x), sigma, cond)
+        ids = self.known.long().expand_as(x)[..., None]
         given = torch.full_like(log_probs, float("-inf")).scatter(-1, ids, 0.0)
-        return torch.where(keep[..., None], given, log_probs)
+        return torch.where(self.keep[..., None], given, log_probs)
 
-    return replaced
+    def select_rows(self, rows: Tensor) -> ReplaceTokens:
+        """The same replacement for the sub-batch x[rows] (the per-sequence cached sampler calls it)."""
+        select = getattr(self.denoiser, "select_rows", None)
+        inner = select(rows) if select is not None else self.denoiser
+        known = self.known[rows] if self.known.shape[0] > 1 else self.known
+        keep = self.keep[rows] if self.keep.shape[0] > 1 else self.keep
+        return ReplaceTokens(inner, known, keep)
+
+
+def replace_tokens(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
+    """Discrete replacement conditioning (MDLM infilling): see ReplaceTokens; known, mask [B,L], 1 = given."""
+    return ReplaceTokens(denoiser, known, mask)
 
 
 def reconstruction_guidance(

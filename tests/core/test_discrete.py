@@ -142,6 +142,85 @@ def test_cached_sampler_equals_naive_with_fewer_network_calls() -> None:
     assert naive_calls == 256 and net.calls <= 4 * 12 + 1 < naive_calls
 
 
+class RowHashNet(nn.Module):
+    """Row-wise, context-dependent logits computed exactly (integer hash of the row, elementwise sin), + cond label."""
+
+    def __init__(self, length: int = 12, vocab: int = 6) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("primes", torch.randint(1, 1000, (length,), generator=g))
+        self.register_buffer("freq", torch.rand(length, vocab, generator=g, dtype=torch.float64))
+        self.register_buffer("phase", 6.3 * torch.rand(length, vocab, generator=g, dtype=torch.float64))
+        self.vocab, self.rows = vocab, []
+
+    def forward(self, x, c_noise=None, cond=None):
+        self.rows.append(x.shape[0])
+        h = (x * self.primes).sum(-1) % 10_007  # exact integers: no batch-size-dependent rounding
+        logits = 3 * torch.sin(h[:, None, None].double() * self.freq + self.phase)
+        if cond is not None:
+            assert cond["label"].shape[0] == x.shape[0]
+            logits = logits + 6 * nn.functional.one_hot(cond["label"], self.vocab)[:, None, :]
+        return logits
+
+
+def _run(sampler, denoiser, x, steps: int, cond=None) -> tuple[torch.Tensor, list[dict]]:
+    events: list[dict] = []
+    out = sampler(denoiser, x, loglinear_sigmas(steps), mask_id=MASK, cond=cond,
+                  generator=torch.Generator().manual_seed(5), callback=events.append)  # fmt: skip
+    return out, events
+
+
+def test_per_sequence_cache_equals_naive_and_evaluates_only_changed_rows() -> None:
+    net = RowHashNet()
+    denoiser, batch, length, steps = SubsPrecond(net, MASK), 8, 12, 512
+    x = MaskingProcess(mask_id=MASK).prior((batch, length))
+    naive, naive_events = _run(sample_masked_ancestral, denoiser, x, steps)
+    assert net.rows == [batch] * steps and all(e["rows_evaluated"] == batch for e in naive_events)
+    net.rows = []
+    cached, events = _run(sample_masked_cached, denoiser, x, steps)
+    assert torch.equal(naive, cached) and bool((cached != MASK).all())
+    rows = [e["rows_evaluated"] for e in events]
+    assert len(events) == steps  # the callback runs on every step, evaluated or not
+    assert [n for n in rows if n > 0] == net.rows and all(
+        e["network_call"] == (e["rows_evaluated"] > 0) for e in events
+    )
+    # Each row is stale at most once per revealed token, so at most batch · (length + 1) row evaluations;
+    # a batch-level cache evaluates all 8 rows whenever any one changed, several hundred here.
+    assert sum(rows) <= batch * (length + 1) < steps * batch
+    assert any(0 < n < batch for n in rows)  # sub-batches really happened
+    for e, prev in zip(events[1:], events[:-1], strict=True):  # a kept row's log-probs are reused, not recomputed
+        if e["rows_evaluated"] == 0:
+            assert e["denoised"] is prev["denoised"]
+
+
+def test_per_sequence_cache_slices_cond_by_row() -> None:
+    net = RowHashNet()
+    denoiser, batch, steps = SubsPrecond(net, MASK), 8, 256
+    x = MaskingProcess(mask_id=MASK).prior((batch, 12))
+    cond = {"label": torch.arange(batch) % 5 + 1}
+    naive, _ = _run(sample_masked_ancestral, denoiser, x, steps, cond)
+    net.rows = []
+    cached, events = _run(sample_masked_cached, denoiser, x, steps, cond)
+    assert any(0 < n < batch for n in net.rows)
+    assert torch.equal(naive, cached)
+    mode = torch.mode(cached, dim=1).values  # the label's +6 logit makes it each row's most frequent token
+    assert torch.equal(mode, cond["label"])
+
+
+def test_per_sequence_cache_with_replace_tokens_selects_rows() -> None:
+    net = RowHashNet()
+    known = torch.randint(1, 6, (8, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(8, 12, dtype=torch.bool)
+    mask[:, :3], mask[torch.arange(8), torch.arange(8) + 3] = True, True  # a prefix and one row-specific token
+    guided = replace_tokens(SubsPrecond(net, MASK), known, mask)
+    x = MaskingProcess(mask_id=MASK).prior((8, 12))
+    naive, _ = _run(sample_masked_ancestral, guided, x, 256)
+    net.rows = []
+    cached, _ = _run(sample_masked_cached, guided, x, 256)
+    assert any(0 < n < 8 for n in net.rows)
+    assert torch.equal(naive, cached) and torch.equal(cached[mask], known[mask])
+
+
 def test_replace_tokens_infilling_never_changes_given_tokens() -> None:
     denoiser = SubsPrecond(ContextNet(), MASK)
     known = torch.randint(1, 6, (8, 12), generator=torch.Generator().manual_seed(0))

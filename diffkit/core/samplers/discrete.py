@@ -5,12 +5,18 @@ at σ_(i+1) with probability p(σ_(i+1)) / p(σ_i), p(σ) = 1 - e^(-σ); otherwi
 denoiser. Every step draws the same two uniforms per position from `generator`, whichever sampler runs, so the
 cached and naive samplers consume identical randomness and give identical sequences.
 
+The cached sampler re-evaluates only the rows whose tokens changed in the previous step, calling the denoiser on
+the sub-batch x[rows], sigma[rows], {k: v[rows]} of cond. The denoiser must therefore be row-wise: a wrapper that
+closes over per-example tensors (replace_tokens) exposes `select_rows(rows) -> Denoiser` for its sub-batch.
+
 References:
     Austin et al. 2021 (D3PM); Sahoo et al. 2024 (MDLM, ancestral sampler and its cache, §3.5 / App. B);
     Campbell et al. 2022 and Lou et al. 2024 (τ-leaping for discrete diffusion).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Generator, Tensor
@@ -53,11 +59,18 @@ def _mask_prob(sigma: Tensor) -> Tensor:
     return -torch.expm1(-sigma.double())
 
 
+def _select(denoiser: Denoiser, cond: Cond | None, rows: Tensor) -> tuple[Denoiser, Cond | None]:
+    """The denoiser and cond restricted to batch rows (cond tensors are batch-first)."""
+    select = getattr(denoiser, "select_rows", None)
+    sub = select(rows) if select is not None else denoiser
+    return sub, None if cond is None else {key: value[rows] for key, value in cond.items()}
+
+
 def _walk(
     denoiser: Denoiser,
     x: Tensor,
     sigmas: Tensor,
-    p_unmask_fn,
+    p_unmask_fn: Callable[[Tensor, Tensor], Tensor],
     *,
     mask_id: int,
     cond: Cond | None,
@@ -66,18 +79,28 @@ def _walk(
     cache: bool,
 ) -> Tensor:
     _check(x, sigmas)
-    log_probs, changed = None, True
+    log_probs: Tensor | None = None
+    stale = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)  # rows whose cached log-probs are out of date
     for i in range(len(sigmas) - 1):
-        fresh = log_probs is None or changed or not cache
-        if fresh:
-            log_probs = denoiser(x, sigmas[i].expand(x.shape[0]).float(), cond)
+        sigma = sigmas[i].expand(x.shape[0]).float()
+        if log_probs is None or not cache or bool(stale.all()):
+            log_probs, n_rows = denoiser(x, sigma, cond), x.shape[0]
+        elif bool(stale.any()):
+            # Per-sequence cache: only rows that changed since their last evaluation see the network; index_copy
+            # returns a new tensor, so a callback that kept the previous log-probs sees them unchanged.
+            rows = stale.nonzero().squeeze(1)
+            sub, sub_cond = _select(denoiser, cond, rows)
+            log_probs = log_probs.index_copy(0, rows, sub(x[rows], sigma[rows], sub_cond))
+            n_rows = rows.numel()
+        else:
+            n_rows = 0
         p_unmask = p_unmask_fn(sigmas[i], sigmas[i + 1])
         x_next = _unmask_step(x, log_probs, p_unmask, mask_id, generator)
-        changed = bool((x_next != x).any())
+        stale = (x_next != x).any(dim=1)
         x = x_next
         if callback is not None:
             callback({"i": i, "sigma": sigmas[i], "sigma_next": sigmas[i + 1], "x": x, "denoised": log_probs,
-                      "network_call": fresh})  # fmt: skip
+                      "network_call": n_rows > 0, "rows_evaluated": n_rows})  # fmt: skip
     return x
 
 
@@ -122,10 +145,11 @@ def sample_masked_cached(
     generator: Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
-    """Ancestral unmasking that reuses the last log-probs when no token changed in the previous step (MDLM App. B).
+    """Ancestral unmasking with a per-sequence cache: a row is re-evaluated only if it changed (MDLM App. B, per row).
 
-    Equal in law and, for the same generator, equal token for token to sample_masked_ancestral when the
-    denoiser does not depend on σ (true of the exact absorbing-state posterior and of MDLM's time-free nets).
+    Assumes a σ-independent, row-wise denoiser (the exact absorbing-state posterior; MDLM's time-free nets, DiT
+    with time_conditioning=False): then equal token for token to sample_masked_ancestral for the same generator,
+    up to last-bit differences of batched kernels on a sub-batch. With a σ-conditioned net it is an approximation.
     """
     return _walk(denoiser, x, sigmas, _ancestral_p, mask_id=mask_id, cond=cond, generator=generator,
                  callback=callback, cache=True)  # fmt: skip
