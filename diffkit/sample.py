@@ -5,6 +5,7 @@
     python -m diffkit.sample ckpt=PATH sampler=dpmpp_3m schedule=exponential steps=10
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
     python -m diffkit.sample ckpt=PATH evaluate=true inpaint=reconstruction   # ΠGDM inpainting in the scores
+    python -m diffkit.sample ckpt=PATH evaluate=true evaluator.n_samples=0  # inpainting scores only
     python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
     python -m diffkit.sample ckpt=TEXT.ckpt n=8 prompt="ROMEO:"             # text continuation of a prefix
     python -m diffkit.sample ckpt=TEXT.ckpt infill.prefix="ROMEO:" infill.suffix="love."   # text infilling
@@ -22,7 +23,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.io import write_json
@@ -57,7 +58,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.likelihood:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
-        evaluator = instantiate(train_cfg.evaluator)
+        evaluator = instantiate(OmegaConf.merge(train_cfg.evaluator, cfg.get("evaluator") or {}))
         inpaint = instantiate(cfg.inpaint) if cfg.get("inpaint") else None
         metrics.update(evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed,
                                 inpaint_method=inpaint))  # fmt: skip

@@ -81,7 +81,8 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "sampler, steps, extra", [("dpmpp_2m", 10, []), ("heun", 18, []), ("dpmpp_2m", 4, ["inpaint=reconstruction"])]
+    "sampler, steps, extra",
+    [("dpmpp_2m", 10, []), ("heun", 18, []), ("dpmpp_2m", 4, ["inpaint=reconstruction", "evaluator.n_posterior=2"])],
 )
 def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int, extra: list[str]) -> None:
     out, _ = trained

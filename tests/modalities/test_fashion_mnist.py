@@ -141,3 +141,26 @@ def test_fd_self_is_zero_and_grows_with_noise_precision_recall_sane() -> None:
 def test_center_mask_hides_the_middle() -> None:
     mask = half_mask((1, 1, 28, 28), side="center")
     assert mask.sum() == 28 * 28 - 14 * 14 and mask[0, 0, 14, 14] == 0 and mask[0, 0, 0, 0] == 1
+
+
+def test_evaluator_inpainting_only_and_unconditional_completions(tmp_path: Path) -> None:
+    """n_samples = 0 scores inpainting alone; completions are asked for without labels (like the Wiener fill)."""
+    from diffkit.modalities.image.fashion_eval import FashionMNISTEvaluator
+
+    prepare_fashion_mnist(tmp_path / "out", source=write_fake_source(tmp_path / "src"), val_per_class=3)
+    evaluator = FashionMNISTEvaluator(
+        str(tmp_path / "out"), n_samples=0, conditional=True, n_inpaint=6, regions=("bottom",), n_posterior=2
+    )
+    seen = []
+
+    def oracle(known: torch.Tensor, mask: torch.Tensor, cond) -> torch.Tensor:  # returns the hidden truth
+        seen.append(cond)
+        return evaluator.test_images[:6].repeat(len(known) // 6, 1, 1, 1)
+
+    def no_sampling(n, cond):
+        raise AssertionError("n_samples=0 must not sample")
+
+    metrics = evaluator.run(no_sampling, oracle)
+    assert seen == [None] and "fd" not in metrics and "cond_acc" not in metrics
+    assert metrics["inpaint_bottom_ssim"] > 0.999 and metrics["inpaint_bottom_mean_ssim"] > 0.999
+    assert metrics["wiener_bottom_ssim"] < 0.999

@@ -110,12 +110,14 @@ class FashionMNISTEvaluator:
 
     def run(self, sample_fn: SampleFn, inpaint_fn: InpaintFn | None = None) -> dict[str, float]:
         """Model scores, baselines, class accuracy (conditional models) and inpainting."""
+        metrics: dict[str, float] = {}
         labels = torch.arange(self.n_samples) % 10 if self.conditional else None
-        samples = sample_fn(self.n_samples, None if labels is None else {"label": labels})
-        metrics = self.score(samples)
-        if self.baselines:
-            metrics.update(self.baseline_metrics())
-        if labels is not None:
+        if self.n_samples > 0:  # n_samples = 0: inpainting scores only
+            samples = sample_fn(self.n_samples, None if labels is None else {"label": labels})
+            metrics.update(self.score(samples))
+            if self.baselines:
+                metrics.update(self.baseline_metrics())
+        if labels is not None and self.n_samples > 0:
             metrics["cond_acc"] = accuracy(self.classifier, samples.clamp(-1, 1), labels)
             metrics["cond_acc_vs_real"] = metrics["cond_acc"] / accuracy(
                 self.classifier, self.test_images, self.test_labels
