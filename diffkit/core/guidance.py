@@ -89,12 +89,15 @@ def reconstruction_guidance(
     keep = mask.to(torch.bool)
 
     def guided(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
-        with torch.enable_grad():
-            x_in = x.detach().requires_grad_(True)
-            denoised = denoiser(x_in, sigma, cond)
-            residual = torch.where(keep, known.to(denoised.dtype) - denoised, torch.zeros_like(denoised))
+        # Inside no_grad or inference_mode (Lightning's validation loop) too: clones are ordinary tensors.
+        with torch.inference_mode(False), torch.enable_grad():
+            x_in, sigma_in = x.detach().clone().requires_grad_(True), sigma.detach().clone()
+            cond_in = None if cond is None else {key: value.clone() for key, value in cond.items()}
+            denoised = denoiser(x_in, sigma_in, cond_in)
             if denoised.requires_grad:
-                (vjp,) = torch.autograd.grad(denoised, x_in, grad_outputs=residual.detach(), allow_unused=True)
+                out = denoised.detach()
+                residual = torch.where(keep, known.to(out.dtype) - out, torch.zeros_like(out))  # m (y - D(x))
+                (vjp,) = torch.autograd.grad(denoised, x_in, grad_outputs=residual, allow_unused=True)
             vjp = vjp if denoised.requires_grad and vjp is not None else torch.zeros_like(x)  # J = 0
         sigma2 = append_dims(sigma.to(x.dtype), x.ndim) ** 2
         weight = scale * (sigma2 + sigma_data**2) / sigma_data**2  # σ² / r²

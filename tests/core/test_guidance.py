@@ -126,3 +126,19 @@ def test_reconstruction_guidance_is_replacement_when_the_denoiser_ignores_x() ->
     torch.testing.assert_close(
         reconstruction_guidance(const, known, mask)(x, sigma), replace(const, known, mask)(x, sigma)
     )
+
+
+def test_reconstruction_guidance_works_inside_inference_mode() -> None:
+    """Lightning validates under torch.inference_mode(); the guidance still differentiates the denoiser."""
+    net = torch.nn.Linear(4, 4).double()
+    denoiser = lambda x, sigma, cond=None: net(x)  # noqa: E731
+    known, mask = torch.randn(3, 4, dtype=torch.float64), torch.tensor([[1, 1, 0, 0]])
+    x, sigma = torch.randn(3, 4, dtype=torch.float64), torch.full((3,), 2.0, dtype=torch.float64)
+    expected = reconstruction_guidance(denoiser, known, mask)(x, sigma)
+    with torch.inference_mode():
+        out = reconstruction_guidance(denoiser, known.clone(), mask)(x.clone(), sigma.clone())
+    torch.testing.assert_close(out, expected)
+    residual = torch.where(mask.bool(), known - net(x), torch.zeros_like(x)).detach()
+    weight = (4.0 + 0.25) / 0.25  # σ²/r² at σ = 2, σ_d = 0.5
+    manual = net(x).detach() + weight * residual @ net.weight.detach()  # Jᵀ r for a linear map J = W
+    torch.testing.assert_close(expected[:, 2:], manual[:, 2:])
