@@ -58,7 +58,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.likelihood:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
-        evaluator = instantiate(OmegaConf.merge(train_cfg.evaluator, cfg.get("evaluator") or {}))
+        overrides = {key: value for key, value in (cfg.get("evaluator") or {}).items() if value is not None}
+        evaluator = instantiate(OmegaConf.merge(train_cfg.evaluator, overrides))
         inpaint = instantiate(cfg.inpaint) if cfg.get("inpaint") else None
         metrics.update(evaluate(evaluator, module, steps=steps, sampler=sampler, schedule=schedule, seed=cfg.seed,
                                 inpaint_method=inpaint))  # fmt: skip
