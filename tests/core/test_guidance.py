@@ -66,6 +66,17 @@ def test_drop_cond_is_reproducible_with_a_generator() -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def _correlated_gaussian_inpainting(steps: int, rho: float = 0.9, n: int = 4000):
+    """N(0, [[1, ρ], [ρ, 1]]) with its exact denoiser, x1 = 1.5 known; prior draws, σ grid and generator."""
+    exact = FullCovGaussian(torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))
+    known = torch.zeros(n, 2, dtype=torch.float64)
+    known[:, 0] = 1.5
+    g = torch.Generator().manual_seed(0)
+    sigmas = karras_sigmas(steps, 0.002, 80.0).double()
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 80.0
+    return rho, exact, known, torch.tensor([[True, False]]), x, sigmas, g
+
+
 @pytest.mark.parametrize(
     "sampler, mean_range, var_range",
     [(sample_heun, (0.55, 0.75), (0.45, 0.6)), (sample_euler_ancestral, (0.8, 1.05), (0.25, 0.42))],
@@ -80,14 +91,7 @@ def test_replacement_inpainting_on_a_correlated_gaussian(sampler, mean_range, va
     against the unconditional N(0, 1). The test pins the known coordinate exactly and checks that x2 moves from
     the unconditional towards the conditional law by about the observed amount.
     """
-    rho, n = 0.9, 4000
-    exact = FullCovGaussian(torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))
-    known = torch.zeros(n, 2, dtype=torch.float64)
-    known[:, 0] = 1.5
-    mask = torch.tensor([[True, False]])
-    g = torch.Generator().manual_seed(0)
-    sigmas = karras_sigmas(200, 0.002, 80.0).double()
-    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 80.0
+    rho, exact, known, mask, x, sigmas, g = _correlated_gaussian_inpainting(steps=200)
     out = sampler(replace(exact, known, mask), x, sigmas, generator=g)
     torch.testing.assert_close(out[:, 0], known[:, 0], rtol=0, atol=1e-12)  # the known coordinate ends exactly
     mean, var = out[:, 1].mean().item(), out[:, 1].var().item()
@@ -102,14 +106,7 @@ def test_reconstruction_guidance_reaches_the_gaussian_conditional(sampler) -> No
     Observed (50 steps, 4k samples): Heun mean 1.247 / var 0.231, ancestral Euler 1.277 / 0.169 (replacement:
     0.638 / 0.534 and 0.880 / 0.319). ΠGDM's isotropic r² is exact only per coordinate, hence the small gap.
     """
-    rho, n = 0.9, 4000
-    exact = FullCovGaussian(torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))
-    known = torch.zeros(n, 2, dtype=torch.float64)
-    known[:, 0] = 1.5
-    mask = torch.tensor([[True, False]])
-    g = torch.Generator().manual_seed(0)
-    sigmas = karras_sigmas(50, 0.002, 80.0).double()
-    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 80.0
+    rho, exact, known, mask, x, sigmas, g = _correlated_gaussian_inpainting(steps=50)
     with torch.no_grad():  # the guidance takes its own gradient, as inside DiffusionModule.sample
         out = sampler(reconstruction_guidance(exact, known, mask, sigma_data=1.0), x, sigmas, generator=g)
     torch.testing.assert_close(out[:, 0], known[:, 0], rtol=0, atol=1e-12)
