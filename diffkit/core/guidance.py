@@ -94,11 +94,12 @@ def reconstruction_guidance(
             x_in, sigma_in = x.detach().clone().requires_grad_(True), sigma.detach().clone()
             cond_in = None if cond is None else {key: value.clone() for key, value in cond.items()}
             denoised = denoiser(x_in, sigma_in, cond_in)
+            vjp = None  # stays None where D does not depend on x (J = 0)
             if denoised.requires_grad:
                 out = denoised.detach()
                 residual = torch.where(keep, known.to(out.dtype) - out, torch.zeros_like(out))  # m (y - D(x))
                 (vjp,) = torch.autograd.grad(denoised, x_in, grad_outputs=residual, allow_unused=True)
-            vjp = vjp if denoised.requires_grad and vjp is not None else torch.zeros_like(x)  # J = 0
+        vjp = torch.zeros_like(x) if vjp is None else vjp
         sigma2 = append_dims(sigma.to(x.dtype), x.ndim) ** 2
         weight = scale * (sigma2 + sigma_data**2) / sigma_data**2  # σ² / r²
         return torch.where(keep, known.to(x.dtype), denoised.detach() + weight * vjp)

@@ -117,11 +117,11 @@ class FashionMNISTEvaluator:
             metrics.update(self.score(samples))
             if self.baselines:
                 metrics.update(self.baseline_metrics())
-        if labels is not None and self.n_samples > 0:
-            metrics["cond_acc"] = accuracy(self.classifier, samples.clamp(-1, 1), labels)
-            metrics["cond_acc_vs_real"] = metrics["cond_acc"] / accuracy(
-                self.classifier, self.test_images, self.test_labels
-            )
+            if labels is not None:
+                metrics["cond_acc"] = accuracy(self.classifier, samples.clamp(-1, 1), labels)
+                metrics["cond_acc_vs_real"] = metrics["cond_acc"] / accuracy(
+                    self.classifier, self.test_images, self.test_labels
+                )
         if inpaint_fn is not None and self.n_inpaint > 0:
             metrics.update(self.inpainting(inpaint_fn))
         return metrics
