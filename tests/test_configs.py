@@ -33,13 +33,14 @@ def test_recipe_composes_and_instantiates(recipe: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "sampler",
-    ["euler", "euler_ancestral", "heun", "heun_churn", "ddim", "ddpm"]
+    ["euler", "euler_ancestral", "repaint", "heun", "heun_churn", "ddim", "ddpm"]
     + ["dpmpp_2m", "dpmpp_3m", "dpmpp_2s", "unipc", "lms"],
 )
 def test_every_sampler_option_builds(sampler: str, tmp_path: Path) -> None:
     cfg = compose_train(["recipe=smoke/image", f"sampler={sampler}"], tmp_path)
     module = build_module(cfg)
-    assert module.sampler.func.__name__.endswith(sampler.replace("_churn", ""))
+    function = {"heun_churn": "heun", "repaint": "euler_ancestral"}.get(sampler, sampler)
+    assert module.sampler.func.__name__ == f"sample_{function}"
 
 
 @pytest.mark.parametrize("schedule", ["karras", "exponential", "uniform_lambda", "interpolated", "ddpm", "linear_t"])

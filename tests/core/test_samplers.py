@@ -266,3 +266,33 @@ def test_interpolated_grid_returns_its_knots_and_resamples_in_log_sigma() -> Non
     torch.testing.assert_close(interpolated_sigmas(7, knots.tolist()), exponential_sigmas(7, 0.01, 10.0))
     with pytest.raises(ValueError):
         interpolated_sigmas(3, [1.0, 2.0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# RePaint resampling (sample_euler_ancestral(resample=U)).
+
+
+def test_resample_one_is_plain_ancestral_and_u_tries_cost_u_evaluations_per_step() -> None:
+    denoiser, x, sigmas = grid_mixture(), prior((64, 2)), karras_sigmas(8, 0.002, SIGMA_MAX).double()
+    plain = sample_euler_ancestral(denoiser, x, sigmas, generator=torch.Generator().manual_seed(3))
+    same = sample_euler_ancestral(denoiser, x, sigmas, generator=torch.Generator().manual_seed(3), resample=1)
+    assert torch.equal(plain, same)
+    assert count_nfe(partial(sample_euler_ancestral, resample=3), sigmas) == 3 * 7 + 1  # the last step once
+    infos: list[dict] = []
+    sample_euler_ancestral(denoiser, x, sigmas, generator=torch.Generator().manual_seed(3), resample=3,
+                           callback=infos.append)  # fmt: skip
+    assert [info["i"] for info in infos] == list(range(8))  # the callback still fires once per step
+
+
+@pytest.mark.parametrize("resample", [0, -2, 1.5, True])
+def test_resample_must_be_a_positive_int(resample) -> None:
+    with pytest.raises(ValueError, match="resample"):
+        sample_euler_ancestral(gaussian_denoiser(0.0, 1.0), prior((2, 2)), karras_sigmas(4, 0.002, SIGMA_MAX),
+                               resample=resample)  # fmt: skip
+
+
+def test_resampling_keeps_the_marginal_of_an_exact_gaussian() -> None:
+    """With the exact denoiser of N(0.5, 1.5²) and many small steps, U = 4 tries per step still sample that law."""
+    denoiser, x = gaussian_denoiser(0.5, 1.5), prior((20_000, 1))
+    out = run("euler_ancestral", denoiser, x, 200, resample=4)
+    assert abs(out.mean().item() - 0.5) < 0.05 and abs(out.std().item() - 1.5) < 0.05

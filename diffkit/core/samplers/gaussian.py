@@ -71,22 +71,36 @@ def sample_euler_ancestral(
     generator: Generator | None = None,
     callback: Callback | None = None,
     eta: float = 1.0,  # 1 = full ancestral (DDPM posterior) noise, 0 = Euler
+    resample: int = 1,  # tries per step; > 1 diffuses back and retakes the step (RePaint resampling)
 ) -> Tensor:
-    """Euler step to σ_down plus fresh noise σ_up (ancestral sampling; DDIM(η) in the σ-frame)."""
+    """Euler step to σ_down plus fresh noise σ_up (ancestral sampling; DDIM(η) in the σ-frame).
+
+    resample = U > 1 is RePaint's resampling (Lugmayr et al. 2022, jump length 1): every step that ends above
+    σ = 0 is taken U times, diffusing the result back from σ_{i+1} to σ_i with fresh noise between tries
+    (U·(steps - 1) + 1 network evaluations). With an exact reverse step the law at σ_{i+1} is unchanged; under
+    replacement conditioning (`guidance.replace`) the unknown part gets U chances per step to agree with the
+    known part.
+    """
     _check_grid(x, sigmas)
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise ValueError(f"sample_euler_ancestral: resample must be a positive int, got {resample!r}")
     sig, rows = sigmas.tolist(), sigma_rows(sigmas, x)
     for i in range(len(sig) - 1):
-        denoised = denoiser(x, rows[i], cond)
-        if callback is not None:
-            _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
         s, s_next = sig[i], sig[i + 1]
-        sigma_up = 0.0
-        if s_next > 0 and eta != 0.0:
-            sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
-        sigma_down = math.sqrt(s_next**2 - sigma_up**2)
-        x = torch.lerp(denoised, x, sigma_down / s)
-        if sigma_up > 0:
-            x = x + randn_like(x, generator) * sigma_up
+        tries = resample if s_next > 0 else 1
+        for attempt in range(tries):
+            if attempt > 0:  # diffuse back: x at σ_{i+1} plus independent noise of variance σ_i² - σ_{i+1}²
+                x = x + randn_like(x, generator) * math.sqrt(s**2 - s_next**2)
+            denoised = denoiser(x, rows[i], cond)
+            if callback is not None and attempt == 0:  # once per step, like every sampler
+                _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+            sigma_up = 0.0
+            if s_next > 0 and eta != 0.0:
+                sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
+            sigma_down = math.sqrt(s_next**2 - sigma_up**2)
+            x = torch.lerp(denoised, x, sigma_down / s)
+            if sigma_up > 0:
+                x = x + randn_like(x, generator) * sigma_up
     return x
 
 
