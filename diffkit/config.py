@@ -85,6 +85,15 @@ def instantiate_option(train_cfg: DictConfig, group: str, node: Any) -> Any:
     return instantiate(merged[group])
 
 
+def guidance_with_scale(train_cfg: DictConfig, scale: float, ckpt: str | os.PathLike = "checkpoint") -> tuple:
+    """The checkpoint's sampling-time guidance wrappers, rebuilt with classifier-free guidance at `scale`."""
+    wrappers = train_cfg.get("guidance") or {}
+    if "cfg" not in wrappers:
+        raise CheckpointError(f"guidance_scale needs a model trained with guidance=cfg; {ckpt} has {list(wrappers)}")
+    merged = OmegaConf.merge(wrappers, {"cfg": {"scale": float(scale)}})
+    return tuple(instantiate(node) for node in merged.values())
+
+
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(d, dict):
         return {prefix.rstrip("."): d}

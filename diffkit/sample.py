@@ -6,6 +6,7 @@
     python -m diffkit.sample ckpt=PATH sampler=heun steps=18 evaluate=true   # + metrics (FD, inpainting)
     python -m diffkit.sample ckpt=PATH evaluate=true inpaint=reconstruction   # ΠGDM inpainting in the scores
     python -m diffkit.sample ckpt=PATH evaluate=true evaluator.n_samples=0  # inpainting scores only
+    python -m diffkit.sample ckpt=PATH guidance_scale=1.5                    # classifier-free guidance scale
     python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
     python -m diffkit.sample ckpt=TEXT.ckpt n=8 prompt="ROMEO:"             # text continuation of a prefix
     python -m diffkit.sample ckpt=TEXT.ckpt infill.prefix="ROMEO:" infill.suffix="love."   # text infilling
@@ -25,7 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from diffkit.config import CheckpointError, instantiate_option, load, load_config
+from diffkit.config import CheckpointError, guidance_with_scale, instantiate_option, load, load_config
 from diffkit.io import write_json
 from diffkit.training.evaluation import evaluate, evaluate_likelihood
 
@@ -40,6 +41,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     sampler = instantiate(cfg.sampler) if cfg.get("sampler") else None
     schedule = instantiate_option(train_cfg, "schedule", cfg.schedule) if cfg.get("schedule") else None
     steps = cfg.steps or module.sample_steps
+    if cfg.get("guidance_scale") is not None:
+        module.guidance = guidance_with_scale(train_cfg, cfg.guidance_scale, cfg.ckpt)
     generator = torch.Generator().manual_seed(cfg.seed)
     cond = module.modality.example_cond(cfg.n, device=module.device)
     if cfg.n > 0:

@@ -2,6 +2,7 @@
 
     python -m diffkit.sweep ckpt=PATH                                   # samplers/steps from conf/sweep.yaml
     python -m diffkit.sweep ckpt=PATH samplers=[euler,unipc] steps=[5,10] grid=exponential n_samples=500
+    python -m diffkit.sweep ckpt=PATH samplers=[dpmpp_2m] steps=[20] guidance_scales=[1,1.5,2]   # CFG sweep
 
 Writes sweep.json (one row per sampler x steps with NFE and every evaluator metric) and <metric>_vs_nfe.png.
 
@@ -20,7 +21,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from diffkit.config import CheckpointError, instantiate_option, load, load_config
+from diffkit.config import CheckpointError, guidance_with_scale, instantiate_option, load, load_config
 from diffkit.core.samplers import count_nfe
 from diffkit.io import atomic_write, write_json
 from diffkit.training.evaluation import evaluate
@@ -38,17 +39,22 @@ def _option(group: str, name: str, train_cfg: DictConfig) -> Any:
     return instantiate_option(train_cfg, group, OmegaConf.load(path))
 
 
+def _line_label(row: dict) -> str:
+    scale = row.get("guidance_scale")
+    return row["sampler"] if scale is None else f"{row['sampler']}, CFG {scale:g}"
+
+
 def plot(rows: list[dict], metric: str, path: Path) -> None:
-    """One line per sampler: `metric` against NFE (log x axis)."""
+    """One line per sampler (and guidance scale): `metric` against NFE (log x axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(r["sampler"] for r in rows):
-        pts = sorted((r["nfe"], r[metric]) for r in rows if r["sampler"] == name)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    for line in dict.fromkeys(_line_label(r) for r in rows):
+        pts = sorted((r["nfe"], r[metric]) for r in rows if _line_label(r) == line)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=line)
     ax.set_xscale("log")
     ax.set_xlabel("NFE (network evaluations)")
     ax.set_ylabel(metric)
@@ -68,16 +74,23 @@ def run(cfg: DictConfig) -> list[dict]:
         evaluator_cfg = OmegaConf.merge(evaluator_cfg, {"n_samples": cfg.n_samples})
     evaluator = instantiate(evaluator_cfg)
     schedule = _option("schedule", cfg.grid, train_cfg) if cfg.grid else module.schedule
+    scales = cfg.get("guidance_scales") or [None]
     rows: list[dict] = []
-    for name in cfg.samplers:
-        sampler = _option("sampler", name, train_cfg)
-        for steps in cfg.steps:
-            nfe = count_nfe(sampler, schedule(int(steps)))
-            metrics = evaluate(evaluator, module, steps=int(steps), sampler=sampler, schedule=schedule,
-                               seed=cfg.seed, inpaint=cfg.inpaint)  # fmt: skip
-            rows.append({"sampler": name, "steps": int(steps), "nfe": nfe, **metrics})
-            log.info("%s steps=%d nfe=%d %s", name, steps, nfe, metrics)
-    metric = cfg.metric or [k for k in rows[0] if k not in ("sampler", "steps", "nfe")][0]
+    for scale in scales:
+        if scale is not None:
+            module.guidance = guidance_with_scale(train_cfg, scale, cfg.ckpt)
+        for name in cfg.samplers:
+            sampler = _option("sampler", name, train_cfg)
+            for steps in cfg.steps:
+                nfe = count_nfe(sampler, schedule(int(steps)))  # network evaluations per guided denoiser call
+                metrics = evaluate(evaluator, module, steps=int(steps), sampler=sampler, schedule=schedule,
+                                   seed=cfg.seed, inpaint=cfg.inpaint)  # fmt: skip
+                point = {"sampler": name, "steps": int(steps), "nfe": nfe}
+                if scale is not None:
+                    point["guidance_scale"] = float(scale)
+                rows.append({**point, **metrics})
+                log.info("%s steps=%d nfe=%d scale=%s %s", name, steps, nfe, scale, metrics)
+    metric = cfg.metric or [k for k in rows[0] if k not in ("sampler", "steps", "nfe", "guidance_scale")][0]
     out_dir = Path(cfg.out_dir)
     write_json({"ckpt": str(cfg.ckpt), "schedule": cfg.grid or "checkpoint", "metric": metric, "rows": rows},
                out_dir / "sweep.json")  # fmt: skip
