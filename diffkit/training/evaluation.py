@@ -13,6 +13,7 @@ from diffkit.core.types import Cond, Denoiser
 from diffkit.modalities.base import Evaluator
 from diffkit.training.distributed import gather_cat, rank_and_world
 from diffkit.training.module import DiffusionModule
+from diffkit.training.progress import track_slices
 
 
 def _slices(n: int, batch_size: int) -> list[slice]:
@@ -50,7 +51,7 @@ def evaluate(
                     schedule=schedule,
                     generator=generator,
                 ).cpu()
-                for sl in _slices(n, batch_size)
+                for sl in track_slices(_slices(n, batch_size), "evaluation: sampling")
             ]
         )
 
@@ -68,7 +69,7 @@ def evaluate(
                     mask=mask[sl].to(device),
                     inpaint=inpaint_method,
                 ).cpu()
-                for sl in _slices(known.shape[0], batch_size)
+                for sl in track_slices(_slices(known.shape[0], batch_size), "evaluation: inpainting")
             ]
         )
 
