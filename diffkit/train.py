@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig
 
 from diffkit.config import CheckpointError, build_module, check_resumable, resolve_ckpt_path, to_dict
@@ -33,6 +35,17 @@ from diffkit.training.evaluation import evaluate, showcase
 from diffkit.training.loggers import WANDB_ID_FILE
 
 log = logging.getLogger(__name__)
+
+# The EMA copy stays in eval mode on purpose (diffkit.training.ema.EMA.train), so Lightning's generic warning about
+# eval-mode modules fired on every run; _warn_if_frozen keeps the useful part of it for every other module.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=PossibleUserWarning)
+
+
+def _warn_if_frozen(module: L.LightningModule) -> None:
+    """Warn about modules left in eval mode before training, other than the EMA copy."""
+    frozen = [name for name, m in module.named_modules() if not m.training and name.split(".")[0] != "ema"]
+    if frozen:
+        log.warning("%d module(s) besides the EMA copy are in eval mode before training: %s", len(frozen), frozen[:5])
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -60,6 +73,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if evaluator is not None and cfg.eval.before_training and ckpt_path is None:
         metrics.update({f"init/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
         log.info("untrained model: %s", metrics)
+    _warn_if_frozen(module)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
     if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (text: nats/token)

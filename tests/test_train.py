@@ -214,3 +214,18 @@ def test_sweep_over_guidance_scales(trained_cfg: Path, tmp_path: Path) -> None:
     assert [(r["guidance_scale"], r["nfe"]) for r in rows] == [(0.0, 2), (1.0, 2)]
     assert rows[0]["fd"] != rows[1]["fd"] and "cond_acc" in rows[0]  # conditional samples, guided differently
     assert (tmp_path / "fd_vs_nfe.png").is_file()
+
+
+def test_only_modules_besides_the_ema_copy_in_eval_mode_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    import lightning as L
+
+    from diffkit.train import _warn_if_frozen
+
+    module = L.LightningModule()
+    module.net, module.ema = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout()), torch.nn.Linear(2, 2)
+    module.ema.eval()
+    _warn_if_frozen(module)
+    assert not caplog.records
+    module.net[1].eval()
+    _warn_if_frozen(module)
+    assert "1 module(s)" in caplog.text and "net.1" in caplog.text
