@@ -27,6 +27,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from diffkit.core.types import Cond
 from diffkit.modalities.base import Modality
 from diffkit.training.ema import EMA
+from diffkit.training.flops import count_flops_once
 from diffkit.training.module import CONFIG_KEY
 
 
@@ -48,6 +49,7 @@ class ARModule(L.LightningModule):
         self.modality, self.start_id, self.sample_steps = modality, start_id, sample_steps
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.resolved_config: dict | None = None
+        self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
 
     def nll(self, net: nn.Module, x0: Tensor) -> Tensor:
         """Per-example negative log-likelihood in nats/token [B]: -1/L Σ_l log p(x_l | x_<l)."""
@@ -57,7 +59,8 @@ class ARModule(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, _ = self.modality.encode(batch)
-        loss = self.nll(self.net, x0).mean()
+        with count_flops_once(self):  # flops_per_batch for the ThroughputMonitor, measured on the first step
+            loss = self.nll(self.net, x0).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 

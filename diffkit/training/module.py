@@ -23,6 +23,7 @@ from diffkit.core.guidance import drop_cond, replace, replace_tokens
 from diffkit.core.types import Cond, Denoiser, Process
 from diffkit.modalities.base import Modality
 from diffkit.training.ema import EMA
+from diffkit.training.flops import count_flops_once
 
 CONFIG_KEY = "diffkit_config"  # checkpoint key holding the resolved run config (a plain dict)
 RNG_KEY = "diffkit_rng_state"  # checkpoint key holding the global CPU RNG state (uint8 tensor)
@@ -61,13 +62,15 @@ class DiffusionModule(L.LightningModule):
         self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
         self.inpaint = inpaint
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
+        self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
 
     # -- training -------------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, cond = self.modality.encode(batch)
         draws = self._training_draws(x0, batch_idx)  # generator, and σ, ε when the loss can take them
         cond = drop_cond(cond, self.cond_dropout, draws["generator"])
-        loss = self.loss(self.denoiser, x0, cond, **draws).mean()
+        with count_flops_once(self):  # flops_per_batch for the ThroughputMonitor, measured on the first step
+            loss = self.loss(self.denoiser, x0, cond, **draws).mean()
         mean_loss = self._rank_mean(loss.detach())  # the same number on every rank, so all ranks stop together
         if not torch.isfinite(mean_loss):
             raise FloatingPointError(f"non-finite training loss ({mean_loss.item()}) at global step {self.global_step}")
