@@ -67,6 +67,32 @@ def test_inpainting_methods_keep_known_pixels_and_differ(trained) -> None:
     assert not torch.allclose(results["replace"][..., 4:, :], results["reconstruction"][..., 4:, :])
 
 
+def test_inpaint_sampler_is_used_only_when_known_entries_are_given(trained) -> None:
+    """module.inpaint_sampler (e.g. RePaint) serves inpainting; plain sampling and an explicit sampler are unchanged."""
+    from diffkit.core.samplers.gaussian import sample_euler_ancestral
+
+    out, _ = trained
+    module = load(out / "checkpoints" / "last.ckpt")
+    used: list[str] = []
+
+    def spy(name: str, sampler):
+        def wrapped(*args, **kwargs):
+            used.append(name)
+            return sampler(*args, **kwargs)
+
+        return wrapped
+
+    module.sampler = spy("sampler", module.sampler)
+    module.inpaint_sampler = spy("repaint", partial(sample_euler_ancestral, resample=2))
+    known, mask = torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
+    mask[..., 4:, :] = 0
+    module.sample(2, steps=3)
+    filled = module.sample(2, steps=3, known=known, mask=mask)
+    module.sample(2, steps=3, known=known, mask=mask, sampler=spy("explicit", module.sampler))
+    assert used == ["sampler", "repaint", "explicit", "sampler"]
+    assert torch.equal(filled[..., :4, :], known[..., :4, :])
+
+
 def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
     out, _ = trained
     cfg: DictConfig = compose_train(

@@ -48,6 +48,7 @@ class DiffusionModule(L.LightningModule):
         cond_dropout: float = 0.0,  # probability of dropping the condition (classifier-free guidance training)
         seed: int = 0,  # training noise of step k is drawn from a generator seeded by (seed, k)
         inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser
+        inpaint_sampler: Callable[..., Tensor] | None = None,  # sampler when known entries are given; None = sampler
     ) -> None:
         super().__init__()
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
@@ -60,7 +61,7 @@ class DiffusionModule(L.LightningModule):
         self.sampler, self.schedule, self.guidance = sampler, schedule, tuple(guidance)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
-        self.inpaint = inpaint
+        self.inpaint, self.inpaint_sampler = inpaint, inpaint_sampler
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
         self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
 
@@ -159,7 +160,8 @@ class DiffusionModule(L.LightningModule):
     ) -> Tensor:
         """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint / infill.
 
-        Conditioning on known entries uses `inpaint` (else the module's, else replacement / replace_tokens).
+        Conditioning on known entries uses `inpaint` (else the module's, else replacement / replace_tokens) and
+        `sampler`, else the module's inpaint_sampler (e.g. RePaint resampling), else its sampler.
         """
         denoiser: Denoiser = self.ema.module if use_ema else self.denoiser
         for wrap in self.guidance:
@@ -169,6 +171,7 @@ class DiffusionModule(L.LightningModule):
             known, mask = known.to(self.device), mask.to(self.device)
             inpaint = inpaint or self.inpaint or (replace_tokens if discrete else replace)
             denoiser = inpaint(denoiser, known, mask)
+            sampler = sampler or self.inpaint_sampler
         sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(self.device)
         shape = (n, *self.modality.example_shape())
         x = self.process.prior(shape, device=self.device, generator=generator, sigma=float(sigmas[0]))
