@@ -36,10 +36,6 @@ from diffkit.training.loggers import WANDB_ID_FILE
 
 log = logging.getLogger(__name__)
 
-# The EMA copy stays in eval mode on purpose (diffkit.training.ema.EMA.train), so Lightning's generic warning about
-# eval-mode modules fired on every run; _warn_if_frozen keeps the useful part of it for every other module.
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=PossibleUserWarning)
-
 
 def _warn_if_frozen(module: L.LightningModule) -> None:
     """Warn about modules left in eval mode before training, other than the EMA copy."""
@@ -74,7 +70,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update({f"init/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
         log.info("untrained model: %s", metrics)
     _warn_if_frozen(module)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    with warnings.catch_warnings():  # the EMA copy is in eval mode on purpose; _warn_if_frozen checks the rest
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=PossibleUserWarning)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
     if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (text: nats/token)
         results = trainer.test(module, datamodule=datamodule, verbose=False)
