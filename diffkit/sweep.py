@@ -4,7 +4,8 @@
     python -m diffkit.sweep ckpt=PATH samplers=[euler,unipc] steps=[5,10] grid=exponential n_samples=500
     python -m diffkit.sweep ckpt=PATH samplers=[dpmpp_2m] steps=[20] guidance_scales=[1,1.5,2]   # CFG sweep
 
-Writes sweep.json (one row per sampler x steps with NFE and every evaluator metric) and <metric>_vs_nfe.png.
+Writes sweep.json (one row per sampler x steps with its denoiser calls, its NFE = network evaluations, which
+classifier-free guidance doubles, and every evaluator metric) and <metric>_vs_nfe.png.
 
 References:
     Karras et al. 2022, Fig. 2 (FID vs NFE per sampler); diffusion_policy eval.py (checkpoints carry their config).
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -75,6 +77,8 @@ def run(cfg: DictConfig) -> list[dict]:
     evaluator = instantiate(evaluator_cfg)
     schedule = _option("schedule", cfg.grid, train_cfg) if cfg.grid else module.schedule
     scales = cfg.get("guidance_scales") or [None]
+    # A conditional evaluator asks for labels, so guidance runs both branches; its content does not matter here.
+    probe_cond = {"label": torch.zeros(1, dtype=torch.long)} if getattr(evaluator, "conditional", False) else None
     rows: list[dict] = []
     for scale in scales:
         if scale is not None:
@@ -82,15 +86,18 @@ def run(cfg: DictConfig) -> list[dict]:
         for name in cfg.samplers:
             sampler = _option("sampler", name, train_cfg)
             for steps in cfg.steps:
-                nfe = count_nfe(sampler, schedule(int(steps)))  # network evaluations per guided denoiser call
+                sigmas = schedule(int(steps))
+                calls = count_nfe(sampler, sigmas)  # calls to the (guided) denoiser
+                nfe = count_nfe(sampler, sigmas, module.guidance, probe_cond)  # network evaluations (CFG: 2 a call)
                 metrics = evaluate(evaluator, module, steps=int(steps), sampler=sampler, schedule=schedule,
                                    seed=cfg.seed, inpaint=cfg.inpaint)  # fmt: skip
-                point = {"sampler": name, "steps": int(steps), "nfe": nfe}
+                point = {"sampler": name, "steps": int(steps), "denoiser_calls": calls, "nfe": nfe}
                 if scale is not None:
                     point["guidance_scale"] = float(scale)
                 rows.append({**point, **metrics})
                 log.info("%s steps=%d nfe=%d scale=%s %s", name, steps, nfe, scale, metrics)
-    metric = cfg.metric or [k for k in rows[0] if k not in ("sampler", "steps", "nfe", "guidance_scale")][0]
+    labels = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale")
+    metric = cfg.metric or [k for k in rows[0] if k not in labels][0]
     out_dir = Path(cfg.out_dir)
     write_json({"ckpt": str(cfg.ckpt), "schedule": cfg.grid or "checkpoint", "metric": metric, "rows": rows},
                out_dir / "sweep.json")  # fmt: skip

@@ -235,9 +235,11 @@ def test_sweep_over_guidance_scales(trained_cfg: Path, tmp_path: Path) -> None:
     from diffkit.sweep import run as sweep
 
     cfg = compose_train([f"ckpt={trained_cfg}", "samplers=[euler]", "steps=[2]", "n_samples=32",
-                         "guidance_scales=[0,1]"], tmp_path, config_name="sweep")  # fmt: skip
+                         "guidance_scales=[0,1,2]"], tmp_path, config_name="sweep")  # fmt: skip
     rows = sweep(cfg)
-    assert [(r["guidance_scale"], r["nfe"]) for r in rows] == [(0.0, 2), (1.0, 2)]
+    # scales 0 and 1 need one network branch, any other scale two: NFE counts network evaluations, not calls
+    counts = [(r["guidance_scale"], r["denoiser_calls"], r["nfe"]) for r in rows]
+    assert counts == [(0.0, 2, 2), (1.0, 2, 2), (2.0, 2, 4)]
     assert rows[0]["fd"] != rows[1]["fd"] and "cond_acc" in rows[0]  # conditional samples, guided differently
     assert (tmp_path / "fd_vs_nfe.png").is_file()
 

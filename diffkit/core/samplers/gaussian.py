@@ -11,7 +11,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Generator, Tensor
@@ -235,14 +235,26 @@ def nfe_per_grid(sampler_name: str, sigmas: Tensor) -> int:
     return steps
 
 
-def count_nfe(sampler: Callable[..., Tensor], sigmas: Tensor) -> int:
-    """Count the denoiser calls `sampler` makes on `sigmas` by running it once on a 1-element toy problem."""
+def count_nfe(
+    sampler: Callable[..., Tensor],
+    sigmas: Tensor,
+    guidance: Sequence[Callable[[Denoiser], Denoiser]] = (),
+    cond: Cond | None = None,
+) -> int:
+    """Count the network calls `sampler` makes on `sigmas` by running it once on a 1-element toy problem.
+
+    With `guidance` wrappers (e.g. classifier-free guidance) and a `cond`, the toy network sits inside them, so
+    a guided step that evaluates the network twice counts twice.
+    """
     calls = [0]
 
     def counting(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
         calls[0] += 1
         return 0.5 * x
 
-    sampler(counting, torch.ones(1, 1, dtype=torch.float64) * float(sigmas[0]), sigmas.double().cpu(),
+    denoiser: Denoiser = counting
+    for wrap in guidance:
+        denoiser = wrap(denoiser)
+    sampler(denoiser, torch.ones(1, 1, dtype=torch.float64) * float(sigmas[0]), sigmas.double().cpu(), cond=cond,
             generator=torch.Generator().manual_seed(0))  # fmt: skip
     return calls[0]
