@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
 
 from diffkit.training.ar import ARModule
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
@@ -34,6 +35,9 @@ def build_module(cfg: DictConfig) -> DiffusionModule | ARModule:
     module = instantiate(cfg.module)
     if not isinstance(module, DiffusionModule | ARModule):
         raise TypeError(f"cfg.module must build a DiffusionModule (or the text ARModule), got {type(module).__name__}")
+    reads_known = getattr(getattr(module, "denoiser", None), "net", None)
+    if getattr(module, "train_masks", None) is not None and not getattr(reads_known, "known_channels", False):
+        raise ValueError("module.train_masks needs a backbone that reads the known pixels: set backbone.known_channels")
     module.resolved_config = to_dict(cfg)
     return module
 
@@ -68,6 +72,44 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> D
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the model its config describes ({err})") from None
     return module.to(map_location).eval()
+
+
+def _widen(key: str, old: Tensor, new: Tensor) -> Tensor:
+    """old weights in a tensor of new's shape: equal shapes pass; extra input channels (dim 1) start at zero."""
+    if old.shape == new.shape:
+        return old
+    if old.ndim == new.ndim >= 2 and old.shape[0] == new.shape[0] and old.shape[2:] == new.shape[2:]:
+        if old.shape[1] < new.shape[1]:  # e.g. a stem conv that now also reads known pixels and their mask
+            widened = torch.zeros_like(new)
+            widened[:, : old.shape[1]] = old
+            return widened
+    raise CheckpointError(f"weight {key} has shape {tuple(old.shape)} in the checkpoint, {tuple(new.shape)} here")
+
+
+def init_weights(module: DiffusionModule, path: str | os.PathLike) -> None:
+    """Start training from a checkpoint's EMA weights (fine-tuning); new input channels start at zero.
+
+    The zero-initialised channels make the widened net compute exactly what the checkpoint's net did until training
+    moves them (the Stable Diffusion inpainting recipe). Optimizer, step count and EMA history start fresh.
+    """
+    if not isinstance(module, DiffusionModule):
+        raise TypeError(f"init_from fine-tunes diffusion models; this run builds a {type(module).__name__}")
+    state = read_checkpoint(path)["state_dict"]
+    target = module.state_dict()
+    prefix = "denoiser."
+    loaded: dict[str, Tensor] = {}
+    for key, value in target.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        source = state.get(f"ema.module.{name}", state.get(key))
+        if source is None:
+            raise CheckpointError(f"{path} has no weight for {key}: it is a checkpoint of a different architecture")
+        loaded[key] = loaded[f"ema.module.{name}"] = _widen(key, source, value)
+    unused = sorted(k[len(prefix) :] for k in state if k.startswith(prefix) and k not in target)
+    if unused:
+        raise CheckpointError(f"{path} has weights this model lacks ({unused[:3]}): a different architecture")
+    module.load_state_dict(loaded, strict=False)
 
 
 def load_config(path: str | os.PathLike) -> DictConfig:

@@ -28,7 +28,14 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig
 
-from diffkit.config import CheckpointError, build_module, check_resumable, resolve_ckpt_path, to_dict
+from diffkit.config import (
+    CheckpointError,
+    build_module,
+    check_resumable,
+    init_weights,
+    resolve_ckpt_path,
+    to_dict,
+)
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError
 from diffkit.training.evaluation import evaluate, showcase
@@ -51,6 +58,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
+    if cfg.get("init_from") and ckpt_path is None:  # fine-tuning: weights only; a resume restores everything instead
+        init_weights(module, cfg.init_from)
+        log.info("initialised the weights from %s (EMA weights; new input channels at zero)", cfg.init_from)
     if ckpt_path is not None:
         check_resumable(ckpt_path, module)
         source_id = Path(ckpt_path).resolve().parents[1] / WANDB_ID_FILE  # the dashboard run follows the checkpoint

@@ -257,3 +257,45 @@ def test_only_modules_besides_the_ema_copy_in_eval_mode_are_reported(caplog: pyt
     module.net[1].eval()
     _warn_if_frozen(module)
     assert "1 module(s)" in caplog.text and "net.1" in caplog.text
+
+
+def test_fine_tuning_for_learned_inpainting_starts_from_the_checkpoints_model(trained, tmp_path: Path) -> None:
+    """init_from + known_channels: the widened net equals the checkpoint's at step 0; training then reads the mask."""
+    from diffkit.config import build_module, init_weights
+
+    out, _ = trained
+    ckpt = out / "checkpoints" / "last.ckpt"
+    masks = "module.train_masks={_target_: diffkit.modalities.image.masks.RandomImageMasks, p: 0.5}"
+    overrides = ["recipe=smoke/image", "backbone.known_channels=true", masks, "eval.before_training=false"]
+    module = build_module(compose_train(overrides, tmp_path))
+    init_weights(module, ckpt)
+    base = load(ckpt)
+    x, sigma = torch.randn(3, 1, 8, 8), torch.full((3,), 1.5)
+    known, mask = torch.randn(3, 1, 8, 8), (torch.rand(3, 1, 8, 8) < 0.5).float()
+    reference = base.ema.module(x, sigma)
+    for net in (module.denoiser, module.ema.module):  # zero-initialised new channels: the same function
+        torch.testing.assert_close(net(x, sigma, {"known": known, "mask": mask}), reference)
+
+    seen: list[set] = []  # the net receives known/mask when sampling with known entries, not otherwise
+    inner = module.ema.module.net.forward
+    module.ema.module.net.forward = lambda x, c, cond=None: seen.append(set(cond or {})) or inner(x, c, cond)
+    module.sample(2, steps=2)
+    filled = module.sample(2, steps=2, known=known[:2], mask=mask[:2])
+    assert seen[0] == set() and all(keys == {"known", "mask"} for keys in seen[len(seen) // 2 :])
+    assert torch.equal(filled[mask[:2].bool()], known[:2][mask[:2].bool()])
+
+    run_cfg = compose_train([*overrides, f"init_from={ckpt}", "evaluator.n_samples=16"], tmp_path / "ft")
+    metrics = run(run_cfg)
+    assert metrics["train/loss"] == metrics["train/loss"] and "test/inpaint_ssim" in metrics
+
+
+def test_init_from_refuses_another_architecture_and_masks_without_known_channels(trained, tmp_path: Path) -> None:
+    from diffkit.config import build_module, init_weights
+
+    out, _ = trained
+    wider = build_module(compose_train(["recipe=smoke/image", "backbone.channels=24"], tmp_path))
+    with pytest.raises(CheckpointError, match="has shape"):
+        init_weights(wider, out / "checkpoints" / "last.ckpt")
+    masks = "module.train_masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"
+    with pytest.raises(ValueError, match="backbone.known_channels"):
+        build_module(compose_train(["recipe=smoke/image", masks], tmp_path))

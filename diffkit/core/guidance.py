@@ -43,6 +43,15 @@ def replace(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
     return replaced
 
 
+def with_known(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
+    """Hand known entries and their mask (1 = known) to a net trained to read them (Saharia et al. 2022, Palette)."""
+
+    def conditioned(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        return denoiser(x, sigma, {**(cond or {}), "known": known.to(x.dtype), "mask": mask.to(x.dtype)})
+
+    return conditioned
+
+
 class ReplaceTokens:
     """Discrete replacement: the denoiser sees `known` ids where mask = 1 and returns them with certainty there.
 

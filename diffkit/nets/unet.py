@@ -35,9 +35,11 @@ class UNet(nn.Module):
         num_classes: int | None = None,  # class-label conditioning; label < 0 = no label (CFG null)
         dropout: float = 0.0,
         emb_dim: int | None = None,  # embedding width; default 4 × channels
+        known_channels: bool = False,  # also read cond["known"], cond["mask"] as input channels (learned inpainting)
     ) -> None:
         super().__init__()
         self.in_channels, self.dims, self.num_classes = in_channels, dims, num_classes
+        self.known_channels = known_channels
         self.out_channels = out_channels or in_channels
         self.num_levels = len(channel_mult)
         emb_dim = emb_dim or 4 * channels
@@ -47,7 +49,8 @@ class UNet(nn.Module):
         # Index num_classes is the learned "no label" embedding.
         self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
 
-        self.stem = conv_nd(dims, in_channels, channels, 3, padding=1)
+        # Learned inpainting (Saharia et al. 2022, Palette): [x, known·mask, mask] stacked on the channel axis.
+        self.stem = conv_nd(dims, in_channels * (3 if known_channels else 1), channels, 3, padding=1)
         self.down, skips, ch = nn.ModuleList(), [channels], channels
         for level, mult in enumerate(channel_mult):
             for _ in range(num_res_blocks):
@@ -98,10 +101,18 @@ class UNet(nn.Module):
             emb = emb + self.label_embed(labels)
         return F.silu(emb)
 
+    def known_inputs(self, x: Tensor, cond: Mapping[str, Tensor] | None) -> Tensor:
+        """x with the known entries and their mask (1 = known) appended; no mask given = nothing known."""
+        mask = cond.get("mask") if cond else None
+        if mask is None:
+            return torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], dim=1)
+        mask = mask.to(x.dtype).expand_as(x)
+        return torch.cat([x, cond["known"].to(x.dtype) * mask, mask], dim=1)
+
     def forward(self, x: Tensor, c_noise: Tensor, cond: Mapping[str, Tensor] | None = None) -> Tensor:
         self._check(x)
         emb = self.embed(c_noise, cond, x.shape[0])
-        h = self.stem(x)
+        h = self.stem(self.known_inputs(x, cond) if self.known_channels else x)
         hs = [h]
         for blocks in self.down:
             for block in blocks:

@@ -19,7 +19,7 @@ from torch import Generator, Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from diffkit.core.guidance import drop_cond, replace, replace_tokens
+from diffkit.core.guidance import drop_cond, replace, replace_tokens, with_known
 from diffkit.core.types import Cond, Denoiser, Process
 from diffkit.modalities.base import Modality
 from diffkit.training.ema import EMA
@@ -49,6 +49,7 @@ class DiffusionModule(L.LightningModule):
         seed: int = 0,  # training noise of step k is drawn from a generator seeded by (seed, k)
         inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser
         inpaint_sampler: Callable[..., Tensor] | None = None,  # sampler when known entries are given; None = sampler
+        train_masks: Callable[[Tensor, Generator], Tensor] | None = None,  # learned inpainting: (x0, gen) -> mask
     ) -> None:
         super().__init__()
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
@@ -61,7 +62,7 @@ class DiffusionModule(L.LightningModule):
         self.sampler, self.schedule, self.guidance = sampler, schedule, tuple(guidance)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
-        self.inpaint, self.inpaint_sampler = inpaint, inpaint_sampler
+        self.inpaint, self.inpaint_sampler, self.train_masks = inpaint, inpaint_sampler, train_masks
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
         self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
 
@@ -69,7 +70,7 @@ class DiffusionModule(L.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, cond = self.modality.encode(batch)
         draws = self._training_draws(x0, batch_idx)  # generator, and σ, ε when the loss can take them
-        cond = drop_cond(cond, self.cond_dropout, draws["generator"])
+        cond = drop_cond(self._known_cond(x0, cond, draws["generator"]), self.cond_dropout, draws["generator"])
         with count_flops_once(self):  # flops_per_batch for the ThroughputMonitor, measured on the first step
             loss = self.loss(self.denoiser, x0, cond, **draws).mean()
         mean_loss = self._rank_mean(loss.detach())  # the same number on every rank, so all ranks stop together
@@ -128,16 +129,25 @@ class DiffusionModule(L.LightningModule):
         self.ema.update(self.denoiser)
 
     # -- evaluation -----------------------------------------------------------------------------------------
+    def _known_cond(self, x0: Tensor, cond: Cond, generator: Generator) -> Cond:
+        """With train_masks: add {"known", "mask"} (1 = known; an all-zero row = nothing known) to the condition."""
+        if self.train_masks is None:
+            return cond
+        mask = self.train_masks(x0, generator).to(x0.dtype)
+        return {**cond, "known": x0 * mask, "mask": mask}
+
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         x0, cond = self.modality.encode(batch)
         # A fixed generator per batch makes the validation loss comparable across epochs.
         generator = torch.Generator(device=x0.device).manual_seed(batch_idx)
+        cond = self._known_cond(x0, cond, generator)
         loss = self.loss(self.ema.module, x0, cond, generator=generator).mean()
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=x0.shape[0])
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         x0, cond = self.modality.encode(batch)
         generator = torch.Generator(device=x0.device).manual_seed(batch_idx)
+        cond = self._known_cond(x0, cond, generator)
         loss = self.loss(self.ema.module, x0, cond, generator=generator).mean()
         self.log("test/loss", loss, sync_dist=True, batch_size=x0.shape[0])
 
@@ -161,9 +171,12 @@ class DiffusionModule(L.LightningModule):
         """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint / infill.
 
         Conditioning on known entries uses `inpaint` (else the module's, else replacement / replace_tokens) and
-        `sampler`, else the module's inpaint_sampler (e.g. RePaint resampling), else its sampler.
+        `sampler`, else the module's inpaint_sampler (e.g. RePaint resampling), else its sampler. A module trained
+        with train_masks also hands known/mask to the network, inside any guidance (learned inpainting).
         """
         denoiser: Denoiser = self.ema.module if use_ema else self.denoiser
+        if known is not None and mask is not None and self.train_masks is not None:
+            denoiser = with_known(denoiser, known.to(self.device), mask.to(self.device))  # the net reads them
         for wrap in self.guidance:
             denoiser = wrap(denoiser)
         discrete = self.modality.kind == "discrete"

@@ -152,3 +152,20 @@ def test_reconstruction_guidance_works_inside_inference_mode() -> None:
     weight = (4.0 + 0.25) / 0.25  # σ²/r² at σ = 2, σ_d = 0.5
     manual = net(x).detach() + weight * residual @ net.weight.detach()  # Jᵀ r for a linear map J = W
     torch.testing.assert_close(expected[:, 2:], manual[:, 2:])
+
+
+def test_with_known_reaches_both_guidance_branches() -> None:
+    """Learned inpainting sits inside CFG: the conditional and the null-label branch both see known/mask."""
+    from diffkit.core.guidance import cfg, with_known
+
+    seen: list[dict] = []
+
+    def net(x: torch.Tensor, sigma: torch.Tensor, cond=None) -> torch.Tensor:
+        seen.append(dict(cond or {}))
+        return x * (1 + len(cond or {}))
+
+    known, mask = torch.ones(2, 3), torch.tensor([[1.0, 0.0, 0.0]]).expand(2, 3)
+    guided = cfg(with_known(net, known, mask), scale=2.0)
+    guided(torch.zeros(2, 3), torch.ones(2), {"label": torch.tensor([0, 1])})
+    assert [sorted(c) for c in seen] == [["known", "mask"], ["known", "label", "mask"]]
+    assert torch.equal(seen[0]["known"], known) and torch.equal(seen[1]["mask"], mask)

@@ -83,3 +83,18 @@ def test_parameter_count_of_the_digits_config() -> None:
     net = UNet(1, channels=32, channel_mult=(1, 2), num_res_blocks=2, attn_levels=(1,), num_classes=10)
     n = sum(p.numel() for p in net.parameters())
     assert 0.5e6 < n < 2e6
+
+
+def test_known_channels_read_the_known_pixels_and_default_to_nothing_known() -> None:
+    """known_channels: the net sees [x, known·mask, mask]; no mask = zeros; pixels under mask 0 do not matter."""
+    torch.manual_seed(0)
+    net = UNet(1, channels=16, channel_mult=(1, 2), num_res_blocks=1, known_channels=True)
+    _perturb(net)
+    x, c = torch.randn(2, 1, 8, 8), torch.zeros(2)
+    known, mask = torch.randn(2, 1, 8, 8), (torch.rand(2, 1, 8, 8) < 0.5).float()
+    out = net(x, c, {"known": known, "mask": mask})
+    assert not torch.allclose(out, net(x, c))  # the known pixels change the output
+    torch.testing.assert_close(net(x, c), net(x, c, {"known": known, "mask": torch.zeros_like(mask)}))
+    hidden_changed = torch.where(mask.bool(), known, known + 5.0)  # only the entries under mask 0 differ
+    torch.testing.assert_close(net(x, c, {"known": hidden_changed, "mask": mask}), out)
+    assert net.stem.in_channels == 3
