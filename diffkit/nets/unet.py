@@ -106,8 +106,11 @@ class UNet(nn.Module):
         mask = cond.get("mask") if cond else None
         if mask is None:
             return torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], dim=1)
+        known = cond.get("known")
+        if known is None:
+            raise ValueError("UNet: cond has a 'mask' but no 'known' entries to go with it")
         mask = mask.to(x.dtype).expand_as(x)
-        return torch.cat([x, cond["known"].to(x.dtype) * mask, mask], dim=1)
+        return torch.cat([x, known.to(x.dtype) * mask, mask], dim=1)
 
     def forward(self, x: Tensor, c_noise: Tensor, cond: Mapping[str, Tensor] | None = None) -> Tensor:
         self._check(x)

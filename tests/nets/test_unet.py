@@ -98,3 +98,5 @@ def test_known_channels_read_the_known_pixels_and_default_to_nothing_known() -> 
     hidden_changed = torch.where(mask.bool(), known, known + 5.0)  # only the entries under mask 0 differ
     torch.testing.assert_close(net(x, c, {"known": hidden_changed, "mask": mask}), out)
     assert net.stem.in_channels == 3
+    with pytest.raises(ValueError, match="no 'known'"):
+        net(x, c, {"mask": mask})
