@@ -175,23 +175,25 @@ class DiffusionModule(L.LightningModule):
         with train_masks also hands known/mask to the network, inside any guidance (learned inpainting).
         """
         denoiser: Denoiser = self.ema.module if use_ema else self.denoiser
-        if known is not None and mask is not None and self.train_masks is not None:
-            denoiser = with_known(denoiser, known.to(self.device), mask.to(self.device))  # the net reads them
+        given = known is not None and mask is not None
+        if given:
+            known, mask = known.to(self.device), mask.to(self.device)
+        if given and self.train_masks is not None:
+            denoiser = with_known(denoiser, known, mask)  # the net reads them, inside any guidance
         for wrap in self.guidance:
             denoiser = wrap(denoiser)
         discrete = self.modality.kind == "discrete"
-        if known is not None and mask is not None:
-            known, mask = known.to(self.device), mask.to(self.device)
+        if given:
             inpaint = inpaint or self.inpaint or (replace_tokens if discrete else replace)
             denoiser = inpaint(denoiser, known, mask)
             sampler = sampler or self.inpaint_sampler
         sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(self.device)
         shape = (n, *self.modality.example_shape())
         x = self.process.prior(shape, device=self.device, generator=generator, sigma=float(sigmas[0]))
-        if discrete and known is not None and mask is not None:
+        if discrete and given:
             x = torch.where(mask.to(torch.bool), known.to(x.dtype), x)  # given tokens are visible from the start
         x = (sampler or self.sampler)(denoiser, x, sigmas, cond=cond, generator=generator, callback=callback)
-        if known is not None and mask is not None:
+        if given:
             x = torch.where(mask.to(torch.bool), known.to(x.dtype), x)  # exact on known entries
         return x
 
