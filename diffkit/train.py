@@ -26,7 +26,7 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from diffkit.config import (
     CheckpointError,
@@ -40,6 +40,7 @@ from diffkit.io import write_json
 from diffkit.modalities.base import DataError
 from diffkit.training.evaluation import evaluate, showcase
 from diffkit.training.loggers import WANDB_ID_FILE
+from diffkit.training.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def _warn_if_frozen(module: L.LightningModule) -> None:
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit the module on the data module; return the final metrics (also written to metrics.json)."""
     L.seed_everything(cfg.seed, workers=True)
+    with open_dict(cfg):  # before the config is recorded, so checkpoints and loggers show the precision used
+        cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     out_dir, rank_zero = Path(cfg.paths.output_dir), rank_zero_only.rank == 0
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)

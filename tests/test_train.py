@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.core.guidance import reconstruction_guidance
 from diffkit.train import run
+from diffkit.training.precision import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,8 @@ def test_inpaint_sampler_is_used_only_when_known_entries_are_given(trained) -> N
 def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
     out, _ = trained
     cfg: DictConfig = compose_train(
-        ["recipe=smoke/image", "trainer.max_steps=9", "eval.before_training=false"], tmp_path
+        ["recipe=smoke/image", "trainer.max_steps=9", "eval.before_training=false", "trainer.precision=bf16-if-native"],
+        tmp_path,
     )
     with open_dict(cfg):
         cfg.ckpt_path = str(out / "checkpoints" / "last.ckpt")
@@ -104,6 +106,8 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
     resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["global_step"] == 9
     assert int(resumed["state_dict"]["ema.num_updates"]) == 9  # EMA state continued, not restarted
+    # The checkpoint records the precision this machine resolved, not the conditional request.
+    assert load_config(tmp_path / "checkpoints" / "last.ckpt").trainer.precision == resolve_precision("bf16-if-native")
 
 
 @pytest.mark.parametrize(
