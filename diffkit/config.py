@@ -21,8 +21,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
+from diffkit.run_dir import register_unique_dir
 from diffkit.training.ar import ARModule
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
+
+register_unique_dir()  # every entry point imports this module before Hydra composes conf/hydra/default.yaml
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:

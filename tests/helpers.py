@@ -21,8 +21,11 @@ if str(ROOT) not in sys.path:
 RECIPES = sorted(p.relative_to(ROOT / "recipes").with_suffix("").as_posix() for p in (ROOT / "recipes").rglob("*.yaml"))
 
 
-def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
-    """Compose conf/<config_name>.yaml with overrides; hydra.runtime.output_dir points at output_dir."""
+def compose_train(
+    overrides: list[str], output_dir: Path, config_name: str = "train", keep_hydra: bool = False
+) -> DictConfig:
+    """Compose conf/<config_name>.yaml with overrides; hydra.runtime.output_dir points at output_dir (the `hydra`
+    node is dropped unless keep_hydra)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
@@ -31,8 +34,9 @@ def compose_train(overrides: list[str], output_dir: Path, config_name: str = "tr
         cfg.hydra.runtime.cwd = str(ROOT)
         cfg.hydra.job.num = 0
     HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
+    if not keep_hydra:
+        with open_dict(cfg):
+            del cfg["hydra"]
     return cfg
 
 
