@@ -145,8 +145,19 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, value in d.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
 
 
-def check_resumable(path: str | os.PathLike, module: DiffusionModule) -> None:
-    """Raise CheckpointError naming the file and what differs when `path` cannot continue this run's model."""
+TRAINING_SECTIONS = ("trainer", "optimizer", "lr_scheduler", "loss", "data")
+
+
+def config_changes(stored: dict[str, Any], current: dict[str, Any], sections: tuple[str, ...]) -> list[str]:
+    """`key: old -> new` for every leaf of the given config sections that differs between two resolved configs."""
+    a = _flat({k: stored.get(k) for k in sections})
+    b = _flat({k: current.get(k) for k in sections})
+    return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_resumable(path: str | os.PathLike, module: DiffusionModule) -> list[str]:
+    """Raise CheckpointError naming the file and what differs when `path` cannot continue this run's model;
+    return the training settings that differ from the checkpoint's (a resume may change them on purpose)."""
     checkpoint = read_checkpoint(path)
     stored, current = checkpoint[CONFIG_KEY], module.resolved_config or {}
     old, new = stored.get("modality", {}).get("_target_"), current.get("modality", {}).get("_target_")
@@ -160,15 +171,12 @@ def check_resumable(path: str | os.PathLike, module: DiffusionModule) -> None:
     ]
     missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
     if shapes or missing or extra:
-        a, b = (
-            _flat({k: stored.get(k) for k in ("modality", "backbone")}),
-            _flat({k: current.get(k) for k in ("modality", "backbone")}),
-        )
-        changed = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        changed = config_changes(stored, current, ("modality", "backbone"))
         raise CheckpointError(
             f"{path} does not fit this run's model (config changes: {'; '.join(changed[:4]) or 'none'}; "
             f"{len(shapes)} shape mismatches, e.g. {shapes[:1]}; missing {missing[:2]}; unexpected {extra[:2]})"
         )
+    return config_changes(stored, current, TRAINING_SECTIONS)
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:

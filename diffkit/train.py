@@ -65,7 +65,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         init_weights(module, cfg.init_from)
         log.info("initialised the weights from %s (EMA weights; new input channels at zero)", cfg.init_from)
     if ckpt_path is not None:
-        check_resumable(ckpt_path, module)
+        for change in check_resumable(ckpt_path, module):  # e.g. more max_steps: the LR schedule stretches
+            log.warning("resuming with a setting changed from the checkpoint's: %s", change)
         source_id = Path(ckpt_path).resolve().parents[1] / WANDB_ID_FILE  # the dashboard run follows the checkpoint
         if rank_zero and source_id.is_file() and not (out_dir / WANDB_ID_FILE).is_file():
             out_dir.mkdir(parents=True, exist_ok=True)

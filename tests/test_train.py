@@ -94,8 +94,9 @@ def test_inpaint_sampler_is_used_only_when_known_entries_are_given(trained) -> N
     assert torch.equal(filled[..., :4, :], known[..., :4, :])
 
 
-def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
+def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     out, _ = trained
+    stored_steps = load_config(out / "checkpoints" / "last.ckpt").trainer.max_steps
     cfg: DictConfig = compose_train(
         ["recipe=smoke/image", "trainer.max_steps=9", "eval.before_training=false", "trainer.precision=bf16-if-native"],
         tmp_path,
@@ -103,6 +104,8 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path) -> None:
     with open_dict(cfg):
         cfg.ckpt_path = str(out / "checkpoints" / "last.ckpt")
     run(cfg)
+    # the longer budget is allowed (it also stretches the LR schedule) but said out loud
+    assert f"changed from the checkpoint's: trainer.max_steps: {stored_steps} -> 9" in caplog.text
     resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["global_step"] == 9
     assert int(resumed["state_dict"]["ema.num_updates"]) == 9  # EMA state continued, not restarted
