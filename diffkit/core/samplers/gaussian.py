@@ -61,6 +61,25 @@ def sample_euler(
     return x
 
 
+def repaint_path(n_steps: int, resample: int = 1, jump: int = 1) -> list[int]:
+    """Grid indices RePaint's schedule visits (Lugmayr et al. 2022, Alg. 1 with jump length j).
+
+    Blocks of `jump` steps are walked down `resample` times, diffusing back up to the block's start in one jump
+    between walks; the last step (to σ = 0) is taken once. resample = 1 gives 0, 1, ..., n_steps.
+    """
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (resample, jump)):
+        raise ValueError(f"RePaint: resample and jump must be positive ints, got {resample!r} and {jump!r}")
+    path, start, last = [0], 0, n_steps - 1  # `last`: the index of the smallest σ > 0
+    while start < last:
+        end = min(start + jump, last)
+        for walk in range(resample):
+            path += range(start + 1, end + 1)
+            if walk < resample - 1:
+                path.append(start)
+        start = end
+    return [*path, n_steps]
+
+
 @torch.no_grad()
 def sample_euler_ancestral(
     denoiser: Denoiser,
@@ -71,36 +90,37 @@ def sample_euler_ancestral(
     generator: Generator | None = None,
     callback: Callback | None = None,
     eta: float = 1.0,  # 1 = full ancestral (DDPM posterior) noise, 0 = Euler
-    resample: int = 1,  # tries per step; > 1 diffuses back and retakes the step (RePaint resampling)
+    resample: int = 1,  # walks per block; > 1 diffuses back and retakes the block (RePaint resampling)
+    jump: int = 1,  # RePaint's jump length: steps per block
 ) -> Tensor:
     """Euler step to σ_down plus fresh noise σ_up (ancestral sampling; DDIM(η) in the σ-frame).
 
-    resample = U > 1 is RePaint's resampling (Lugmayr et al. 2022, jump length 1): every step that ends above
-    σ = 0 is taken U times, diffusing the result back from σ_{i+1} to σ_i with fresh noise between tries
-    (U·(steps - 1) + 1 network evaluations). With an exact reverse step the law at σ_{i+1} is unchanged; under
-    replacement conditioning (`guidance.replace`) the unknown part gets U chances per step to agree with the
-    known part.
+    resample = U > 1 is RePaint's resampling (Lugmayr et al. 2022): the grid is cut into blocks of `jump` steps
+    and each block that ends above σ = 0 is walked down U times, diffusing the result back from the block's last σ
+    to its first with fresh noise between walks (`repaint_path`; about U·steps network evaluations). With exact
+    reverse steps the law at the block's end is unchanged; under replacement conditioning (`guidance.replace`) the
+    unknown part gets U chances per block to agree with the known part, and longer jumps re-noise more of it.
     """
     _check_grid(x, sigmas)
-    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
-        raise ValueError(f"sample_euler_ancestral: resample must be a positive int, got {resample!r}")
     sig, rows = sigmas.tolist(), sigma_rows(sigmas, x)
-    for i in range(len(sig) - 1):
-        s, s_next = sig[i], sig[i + 1]
-        tries = resample if s_next > 0 else 1
-        for attempt in range(tries):
-            if attempt > 0:  # diffuse back: x at σ_{i+1} plus independent noise of variance σ_i² - σ_{i+1}²
-                x = x + randn_like(x, generator) * math.sqrt(s**2 - s_next**2)
-            denoised = denoiser(x, rows[i], cond)
-            if callback is not None and attempt == 0:  # once per step, like every sampler
-                _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
-            sigma_up = 0.0
-            if s_next > 0 and eta != 0.0:
-                sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
-            sigma_down = math.sqrt(s_next**2 - sigma_up**2)
-            x = torch.lerp(denoised, x, sigma_down / s)
-            if sigma_up > 0:
-                x = x + randn_like(x, generator) * sigma_up
+    reported = -1
+    path = repaint_path(len(sig) - 1, resample, jump)
+    for i, j in zip(path, path[1:], strict=False):
+        s, s_next = sig[i], sig[j]
+        if j < i:  # diffuse back: x at σ_i plus independent noise of variance σ_j² - σ_i²
+            x = x + randn_like(x, generator) * math.sqrt(s_next**2 - s**2)
+            continue
+        denoised = denoiser(x, rows[i], cond)
+        if callback is not None and i > reported:  # once per grid step, like every sampler
+            _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
+        reported = max(reported, i)
+        sigma_up = 0.0
+        if s_next > 0 and eta != 0.0:
+            sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
+        sigma_down = math.sqrt(s_next**2 - sigma_up**2)
+        x = torch.lerp(denoised, x, sigma_down / s)
+        if sigma_up > 0:
+            x = x + randn_like(x, generator) * sigma_up
     return x
 
 
