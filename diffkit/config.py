@@ -65,6 +65,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint
 
 
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The global step a (readable) checkpoint was saved at; memory-mapped, so the weights are not read."""
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule | ARModule:
     """Rebuild a DiffusionModule (with its EMA weights) from a checkpoint alone, in eval mode."""
     checkpoint = read_checkpoint(path, map_location)

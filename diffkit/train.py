@@ -32,6 +32,7 @@ from diffkit.config import (
     CheckpointError,
     build_module,
     check_resumable,
+    checkpoint_step,
     init_weights,
     resolve_ckpt_path,
     to_dict,
@@ -39,7 +40,7 @@ from diffkit.config import (
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError
 from diffkit.training.evaluation import evaluate, showcase
-from diffkit.training.loggers import WANDB_ID_FILE
+from diffkit.training.loggers import WANDB_ID_FILE, keep_csv_history
 from diffkit.training.precision import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("resuming from %s", ckpt_path)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
+    if ckpt_path is not None:
+        keep_csv_history(loggers, checkpoint_step(ckpt_path))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(to_dict(cfg))  # the resolved config; rank-zero only inside Lightning's loggers

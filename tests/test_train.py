@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -111,6 +112,28 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path: Path, caplog: p
     assert int(resumed["state_dict"]["ema.num_updates"]) == 9  # EMA state continued, not restarted
     # The checkpoint records the precision this machine resolved, not the conditional request.
     assert load_config(tmp_path / "checkpoints" / "last.ckpt").trainer.precision == resolve_precision("bf16-if-native")
+
+
+def test_resuming_in_the_same_folder_keeps_the_csv_history(tmp_path: Path) -> None:
+    """Lightning's CSV writer deletes metrics.csv on start; a resume keeps the rows from before the checkpoint."""
+    common = ["recipe=smoke/image", "eval.before_training=false", "eval.after_training=false"]
+    common.append("trainer.log_every_n_steps=1")
+    metrics_csv = tmp_path / "csv" / "metrics.csv"
+
+    def logged_steps() -> list[int]:
+        with metrics_csv.open(newline="") as file:
+            return [int(row["step"]) for row in csv.DictReader(file) if row.get("train/loss")]
+
+    run(compose_train([*common, "trainer.max_steps=4"], tmp_path))
+    assert logged_steps() == [0, 1, 2, 3]
+    fields = metrics_csv.read_text().splitlines()[0].split(",")
+    with metrics_csv.open("a", newline="") as file:  # a row logged after the checkpoint, as if killed then
+        csv.DictWriter(file, fieldnames=fields).writerow({"step": 5, "train/loss": 999.0})
+    cfg = compose_train([*common, "trainer.max_steps=7"], tmp_path)
+    with open_dict(cfg):
+        cfg.ckpt_path = "last"  # this folder's checkpoints/last.ckpt
+    run(cfg)
+    assert logged_steps() == [0, 1, 2, 3, 4, 5, 6]  # the stale step-5 row is gone, the rest kept once
 
 
 @pytest.mark.parametrize(

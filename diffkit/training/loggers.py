@@ -1,14 +1,16 @@
 """Experiment loggers: wandb that works offline by default, goes online when the environment says so, and keeps
-one dashboard run per run folder (the run id lives in <run>/wandb_id.txt and is reused on resume)."""
+one dashboard run per run folder (the run id lives in <run>/wandb_id.txt and is reused on resume); a resumed CSV
+log keeps the rows written before the checkpoint."""
 
 from __future__ import annotations
 
+import csv
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from diffkit.io import atomic_write
@@ -41,3 +43,24 @@ def wandb_logger(project: str = "diffkit", save_dir: str = ".", **kwargs: Any) -
     kwargs.setdefault("id", run_id(save_dir))
     kwargs.setdefault("resume", "allow")  # the same id continues the same dashboard run
     return WandbLogger(project=project, save_dir=save_dir, **kwargs)
+
+
+def keep_csv_history(loggers: list[Logger], resumed_step: int) -> None:
+    """Keep the rows logged before step `resumed_step` in each CSVLogger's metrics.csv on resume.
+
+    Lightning's CSV writer deletes an existing metrics.csv when it starts, so resuming in the same run folder would
+    lose the history. The earlier rows are read first and written back at once; rows from after the checkpoint are
+    dropped, since the resumed run logs those steps again.
+    """
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger) or rank_zero_only.rank != 0:
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="") as file:
+            rows = [r for r in csv.DictReader(file) if (r.get("step") or "").isdigit()]
+        rows = [r for r in rows if int(r["step"]) < resumed_step]
+        writer = logger.experiment  # starting the writer deletes the file
+        writer.metrics[:0] = [{k: v for k, v in row.items() if v != ""} for row in rows]
+        writer.save()
