@@ -26,6 +26,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from diffkit.core.types import Cond
 from diffkit.modalities.base import Modality
+from diffkit.training.compiled import CompiledLoss
 from diffkit.training.ema import EMA
 from diffkit.training.flops import count_flops_once
 from diffkit.training.module import CONFIG_KEY
@@ -43,6 +44,7 @@ class ARModule(L.LightningModule):
         start_id: int = 0,  # start token fed before the first position ([MASK] in the text tokenizer)
         sample_steps: int = 1,  # unused by AR sampling (one step per token); kept for the sampling CLI
         ema_decay: float = 0.999,
+        compile_training: bool = False,  # torch.compile the training loss (after the first, FLOP-counting step)
     ) -> None:
         super().__init__()
         self.net, self.ema = net, EMA(net, decay=ema_decay)
@@ -50,6 +52,7 @@ class ARModule(L.LightningModule):
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.resolved_config: dict | None = None
         self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
+        self.train_loss = CompiledLoss(self.nll, enabled=compile_training)
 
     def nll(self, net: nn.Module, x0: Tensor) -> Tensor:
         """Per-example negative log-likelihood in nats/token [B]: -1/L Σ_l log p(x_l | x_<l)."""
@@ -59,8 +62,11 @@ class ARModule(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, _ = self.modality.encode(batch)
-        with count_flops_once(self):  # flops_per_batch for the ThroughputMonitor, measured on the first step
-            loss = self.nll(self.net, x0).mean()
+        if self.flops_per_batch is None:  # the first step runs eagerly: it counts FLOPs for the ThroughputMonitor
+            with count_flops_once(self):
+                loss = self.nll(self.net, x0).mean()
+        else:
+            loss = self.train_loss(x0.shape[0], self.net, x0).mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 

@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from diffkit.core.guidance import drop_cond, replace, replace_tokens, with_known
 from diffkit.core.types import Cond, Denoiser, Process
 from diffkit.modalities.base import Modality
+from diffkit.training.compiled import CompiledLoss
 from diffkit.training.ema import EMA
 from diffkit.training.flops import count_flops_once
 
@@ -50,6 +51,7 @@ class DiffusionModule(L.LightningModule):
         inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser
         inpaint_sampler: Callable[..., Tensor] | None = None,  # sampler when known entries are given; None = sampler
         train_masks: Callable[[Tensor, Generator], Tensor] | None = None,  # learned inpainting: (x0, gen) -> mask
+        compile_training: bool = False,  # torch.compile the training loss (after the first, FLOP-counting step)
     ) -> None:
         super().__init__()
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
@@ -63,6 +65,7 @@ class DiffusionModule(L.LightningModule):
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
         self.inpaint, self.inpaint_sampler, self.train_masks = inpaint, inpaint_sampler, train_masks
+        self.train_loss = CompiledLoss(self.loss, enabled=compile_training)
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
         self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
 
@@ -71,8 +74,11 @@ class DiffusionModule(L.LightningModule):
         x0, cond = self.modality.encode(batch)
         draws = self._training_draws(x0, batch_idx)  # generator, and σ, ε when the loss can take them
         cond = drop_cond(self._known_cond(x0, cond, draws["generator"]), self.cond_dropout, draws["generator"])
-        with count_flops_once(self):  # flops_per_batch for the ThroughputMonitor, measured on the first step
-            loss = self.loss(self.denoiser, x0, cond, **draws).mean()
+        if self.flops_per_batch is None:  # the first step runs eagerly: it counts FLOPs for the ThroughputMonitor
+            with count_flops_once(self):
+                loss = self.loss(self.denoiser, x0, cond, **draws).mean()
+        else:
+            loss = self.train_loss(x0.shape[0], self.denoiser, x0, cond, **draws).mean()
         mean_loss = self._rank_mean(loss.detach())  # the same number on every rank, so all ranks stop together
         if not torch.isfinite(mean_loss):
             raise FloatingPointError(f"non-finite training loss ({mean_loss.item()}) at global step {self.global_step}")
