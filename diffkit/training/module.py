@@ -72,8 +72,8 @@ class DiffusionModule(L.LightningModule):
     # -- training -------------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, cond = self.modality.encode(batch)
-        draws = self._training_draws(x0, batch_idx)  # generator, and σ, ε when the loss can take them
-        cond = drop_cond(self._known_cond(x0, cond, draws["generator"]), self.cond_dropout, draws["generator"])
+        generator, draws = self._training_draws(x0, batch_idx)  # draws: σ, ε if the loss can take them, else generator
+        cond = drop_cond(self._known_cond(x0, cond, generator), self.cond_dropout, generator)
         if self.flops_per_batch is None:  # the first step runs eagerly: it counts FLOPs for the ThroughputMonitor
             with count_flops_once(self):
                 loss = self.loss(self.denoiser, x0, cond, **draws).mean()
@@ -85,7 +85,7 @@ class DiffusionModule(L.LightningModule):
         self.log("train/loss", mean_loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
-    def _training_draws(self, x0: Tensor, batch_idx: int) -> dict[str, Any]:
+    def _training_draws(self, x0: Tensor, batch_idx: int) -> tuple[Generator, dict[str, Any]]:
         """This rank's share [rank::world] of σ, ε drawn for the whole global batch, seeded by (seed, step, micro).
 
         Every rank draws the same global noise and keeps the rows of its own examples (DistributedSampler deals
@@ -103,14 +103,11 @@ class DiffusionModule(L.LightningModule):
         generator = torch.Generator(device=x0.device).manual_seed(hash((*key, rank)) % 2**62)
         draw = getattr(self.loss, "draw", None)
         if draw is None:  # a loss without draw() (e.g. MaskedNELBO) uses the per-step, per-rank generator itself
-            return {"generator": generator}
+            return generator, {"generator": generator}
         global_gen = torch.Generator().manual_seed(hash(key) % 2**62)
         sigma, noise = draw(x0.shape[0] * world, tuple(x0.shape[1:]), generator=global_gen)
-        return {
-            "generator": generator,
-            "sigma": sigma[rank::world].to(x0.device),
-            "noise": noise[rank::world].to(x0.device),
-        }
+        # The loss gets tensors only, so a compiled loss is not handed a new Generator object every step.
+        return generator, {"sigma": sigma[rank::world].to(x0.device), "noise": noise[rank::world].to(x0.device)}
 
     def _rank_mean(self, value: Tensor) -> Tensor:
         if self._trainer is None or self.trainer.world_size == 1:
