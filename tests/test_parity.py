@@ -13,6 +13,7 @@ from helpers import import_k_diffusion_sampling
 from torch import nn
 
 from diffkit.core.samplers.gaussian import (
+    ancestral_step,
     sample_dpmpp_2m,
     sample_euler,
     sample_euler_ancestral,
@@ -90,6 +91,16 @@ def test_euler_ancestral_matches_k_diffusion_with_the_same_noise(toy, eta: float
     with torch.no_grad():
         ref = kd.sample_euler_ancestral(toy, x.clone(), sigmas, disable=True, eta=eta, noise_sampler=noise)
     torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.3, 1.0, 1.7])
+@pytest.mark.parametrize("sigmas", [(80.0, 59.7), (1.0, 0.5), (0.01, 0.002), (0.5, 0.0)])
+def test_ancestral_step_matches_k_diffusion(sigmas: tuple[float, float], eta: float) -> None:
+    down, up = ancestral_step(*sigmas, eta=eta)
+    ref_down, ref_up = kd.get_ancestral_step(*map(torch.tensor, sigmas), eta=eta)
+    assert down == pytest.approx(float(ref_down), rel=1e-6, abs=1e-12)
+    assert up == pytest.approx(float(ref_up), rel=1e-6, abs=1e-12)
+    assert down**2 + up**2 == pytest.approx(sigmas[1] ** 2)
 
 
 def test_heun_with_churn_matches_k_diffusion_with_the_same_noise(toy) -> None:

@@ -30,13 +30,13 @@ def _report(callback: Callback | None, **info: object) -> None:
         callback(info)
 
 
-def ancestral_step(sigma_from: Tensor, sigma_to: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:
+def ancestral_step(sigma_from: float | Tensor, sigma_to: float | Tensor, eta: float = 1.0) -> tuple[float, float]:
     """(σ_down, σ_up) with σ_down² + σ_up² = σ_to² of the DDIM(η) posterior step (Song et al. 2021, eq. 16)."""
-    if float(sigma_to) == 0.0 or eta == 0.0:
-        return sigma_to, torch.zeros_like(sigma_to)
-    sigma_up = eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2).sqrt()
-    sigma_up = torch.minimum(sigma_up, sigma_to)
-    return (sigma_to**2 - sigma_up**2).sqrt(), sigma_up
+    s, s_next = float(sigma_from), float(sigma_to)
+    sigma_up = 0.0
+    if s_next > 0 and eta != 0.0:
+        sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
+    return math.sqrt(s_next**2 - sigma_up**2), sigma_up
 
 
 @torch.no_grad()
@@ -114,10 +114,7 @@ def sample_euler_ancestral(
         if callback is not None and i > reported:  # once per grid step, like every sampler
             _report(callback, x=x, i=i, sigma=sigmas[i], sigma_hat=sigmas[i], denoised=denoised)
         reported = max(reported, i)
-        sigma_up = 0.0
-        if s_next > 0 and eta != 0.0:
-            sigma_up = min(eta * math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2), s_next)
-        sigma_down = math.sqrt(s_next**2 - sigma_up**2)
+        sigma_down, sigma_up = ancestral_step(s, s_next, eta)
         x = torch.lerp(denoised, x, sigma_down / s)
         if sigma_up > 0:
             x = x + randn_like(x, generator) * sigma_up
