@@ -16,7 +16,10 @@ from diffkit.config import build_module, to_dict
 from diffkit.training.ar import ARModule
 from diffkit.training.module import DiffusionModule
 
-REQUIRED = {"image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"]}  # mandatory (???) values of a recipe
+REQUIRED = {  # mandatory (???) values of a recipe
+    "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
+    "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
+}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
