@@ -38,8 +38,8 @@ def main() -> None:
     target = data.arrays("test")[0][: args.n]
     mask = half_mask(tuple(target.shape), side=args.region)
     known = target * mask
-    rows = {"input": torch.where(mask.bool(), target, torch.zeros_like(target))}  # hidden pixels mid-grey
-    rows["wiener"] = wiener_fill(known, mask, *fit_gaussian(train)).float()
+    rows = {"input": known}  # hidden pixels are 0: mid-grey in [-1, 1]
+    rows["wiener"] = wiener_fill(known, mask, *fit_gaussian(train))
     for ckpt in args.ckpt:
         module = load(ckpt)
         generator = torch.Generator().manual_seed(args.seed)
