@@ -39,6 +39,7 @@ from diffkit.config import (
 )
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError
+from diffkit.training.checkpoint import LastCheckpoint
 from diffkit.training.evaluation import evaluate, showcase
 from diffkit.training.loggers import WANDB_ID_FILE, keep_csv_history
 from diffkit.training.precision import resolve_precision
@@ -74,6 +75,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             shutil.copyfile(source_id, out_dir / WANDB_ID_FILE)
         log.info("resuming from %s", ckpt_path)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))  # last.ckpt after the others at a validation step
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if ckpt_path is not None:
         keep_csv_history(loggers, checkpoint_step(ckpt_path))

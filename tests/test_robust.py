@@ -147,6 +147,18 @@ def test_kill_9_at_a_random_step_then_resume_gives_the_uninterrupted_weights(ref
     assert a["lr_schedulers"] == b["lr_schedulers"]
 
 
+def test_a_resume_keeps_one_best_checkpoint_tracked(tmp_path: Path) -> None:
+    """last.ckpt written at a validation step records the best file that validation wrote, so after a resume the
+    best-by-val/loss callback (save_top_k=1) replaces it instead of leaving it behind untracked."""
+    args = ["recipe=smoke/text", "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=4"]
+    run(compose_train([*args, "trainer.max_steps=8"], tmp_path))  # last.ckpt at step 8, then validation at step 8
+    run(compose_train([*args, "trainer.max_steps=16", "ckpt_path=last"], tmp_path))
+    files = sorted((tmp_path / "checkpoints").glob("step_*.ckpt"))
+    states = _state(tmp_path)["callbacks"]  # keyed by each callback's settings; the best-by-metric one monitors
+    best = [s["best_model_path"] for key, s in states.items() if "'monitor': 'val/loss'" in key]
+    assert len(files) == 1 and best == [str(files[0])], (files, best)
+
+
 def test_ckpt_path_last_prefers_this_folder_then_the_newest_run(tmp_path: Path) -> None:
     logs = tmp_path / "outputs"
     for i, name in enumerate(["2026-01-01_00-00-00", "2026-01-02_00-00-00"]):

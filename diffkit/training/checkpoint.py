@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from diffkit.io import atomic_write
 
@@ -59,7 +60,8 @@ class LastCheckpoint(ModelCheckpoint):
     """`last.ckpt` every n training steps and when training ends: what `ckpt_path=last` resumes from.
 
     It holds the weights, EMA, optimizer, lr scheduler, loop counters, the data position (DataModule.state_dict)
-    and the global RNG state, so a resumed run continues exactly where the file was written.
+    and the global RNG state, so a resumed run continues exactly where the file was written. It also holds the other
+    checkpoint callbacks' records as of the end of that step's validation, so list it after them (train.run does).
     """
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 100) -> None:
@@ -70,6 +72,42 @@ class LastCheckpoint(ModelCheckpoint):
             save_last=True,
             enable_version_counter=False,  # always overwrite last.ckpt, never last-v1.ckpt
         )
+
+    def _others(self, trainer: L.Trainer) -> list[ModelCheckpoint]:
+        return [cb for cb in trainer.checkpoint_callbacks if cb is not self and isinstance(cb, ModelCheckpoint)]
+
+    @staticmethod
+    def _record(callbacks: list[ModelCheckpoint]) -> list[tuple]:
+        return [(cb.best_model_path, cb.last_model_path, tuple(cb.best_k_models)) for cb in callbacks]
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        self._others_when_saved = self._record(self._others(trainer))
+
+    def _update_others_in_last(self, trainer: L.Trainer) -> None:
+        # last.ckpt written at this step, before validation, does not know the best file that another checkpoint
+        # callback has just written, and a run resumed from it would leave that file behind, untracked. Put their
+        # new state into last.ckpt and keep the rest as written: the resume stays exact (it does not rerun this
+        # validation). train.run orders this callback after the others.
+        others = self._others(trainer)
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        saved_here = self._last_global_step_saved == trainer.global_step and bool(self.last_model_path)
+        if not (fitting and saved_here and self._record(others) != getattr(self, "_others_when_saved", None)):
+            return
+        if trainer.is_global_zero:
+            io = trainer.strategy.checkpoint_io
+            checkpoint = io.load_checkpoint(self.last_model_path, map_location="cpu")
+            checkpoint["callbacks"].update({cb.state_key: cb.state_dict() for cb in others})
+            io.save_checkpoint(checkpoint, self.last_model_path)
+        self._others_when_saved = self._record(others)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._update_others_in_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._update_others_in_last(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
