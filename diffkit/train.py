@@ -24,6 +24,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, open_dict
@@ -76,6 +77,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("resuming from %s", ckpt_path)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))  # last.ckpt after the others at a validation step
+    if not cfg.trainer.get("enable_progress_bar", True):  # the flag means no bar, even where the callbacks list one
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if ckpt_path is not None:
         keep_csv_history(loggers, checkpoint_step(ckpt_path))
