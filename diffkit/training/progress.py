@@ -7,6 +7,7 @@ import datetime
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
@@ -36,6 +37,10 @@ class StepProgressBar(RichProgressBar):
     """Lightning's rich bar with `step s/max_steps` and the run's time left (mean pace since this fit started)
     beside the metrics, and "Epoch n" instead of "Epoch n/-2" when there is no epoch budget (max_epochs=-1)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._start: tuple[float, int] | None = None  # (time, global step) when this fit started training
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._start = (time.monotonic(), trainer.global_step)  # a resumed run starts at its checkpoint's step
@@ -51,7 +56,7 @@ class StepProgressBar(RichProgressBar):
         if max_steps is None or max_steps < 0:
             return metrics
         metrics["step"] = f"{step}/{max_steps}"
-        start_time, start_step = getattr(self, "_start", (time.monotonic(), step))
+        start_time, start_step = self._start or (time.monotonic(), step)
         if step > start_step:
             left = (time.monotonic() - start_time) / (step - start_step) * (max_steps - step)
             metrics["left"] = str(datetime.timedelta(seconds=round(left)))  # h:mm:ss
