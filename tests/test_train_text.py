@@ -53,6 +53,24 @@ def test_ar_baseline_trains_and_continues_a_prompt(tmp_path: Path) -> None:
     assert all(t.startswith("KING") for t in texts)
 
 
+@pytest.mark.parametrize("module", [[], ["module=ar", "backbone.causal=true"]], ids=["mdlm", "ar"])
+def test_a_resumed_text_run_continues_exactly(module: list[str], tmp_path: Path) -> None:
+    """Stopped after step 3 of 4 (mid-epoch) and resumed, a run ends at the uninterrupted run's weights and EMA:
+    the data order continues where it stopped, and last.ckpt holds the EMA of its own step."""
+    args = ["recipe=smoke/text", *module, "trainer.max_steps=4", "trainer.limit_train_batches=10",
+            "callbacks.last_checkpoint.every_n_train_steps=1", "eval.after_training=false",
+            "eval.test_loss=false"]  # fmt: skip
+    run(compose_train(args, tmp_path / "whole"))
+    run(compose_train([*args, "trainer.max_steps=3"], tmp_path / "parts"))
+    run(compose_train([*args, "ckpt_path=last"], tmp_path / "parts"))
+    whole, parts = (
+        torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("whole", "parts")
+    )
+    assert whole["global_step"] == parts["global_step"] == 4
+    for name, value in whole["state_dict"].items():
+        assert torch.equal(value, parts["state_dict"][name]), name
+
+
 def test_sample_cli_with_prompt_and_suffix(trained, tmp_path: Path) -> None:
     out, _ = trained
     cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=3", "steps=12",

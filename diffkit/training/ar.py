@@ -70,7 +70,10 @@ class ARModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Once per optimizer step (not per micro-batch) and before any callback's on_train_batch_end, so a
+        # checkpoint written there holds the EMA of the same step as the weights (exact resume).
         self.ema.update(self.net)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from diffkit.modalities.base import DataError
+from diffkit.modalities.data import ResumableDataModule, ResumableSampler
 from diffkit.modalities.image.datasets import (
     DIGITS_FILE,
     DIGITS_LEVELS,
@@ -42,21 +42,7 @@ class ImageLabelDataset(Dataset):
         return {"image": self.images[i], "label": self.labels[i]}
 
 
-class ResumableSampler(DistributedSampler):
-    """torch's DistributedSampler (seeded shuffle, rank r takes every world-th index) that can skip the first
-    `skip` examples of one epoch, so a run resumed mid-epoch sees exactly the batches it had not yet seen."""
-
-    def __init__(self, dataset: Dataset, *, num_replicas: int, rank: int, seed: int) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-        self.skip_epoch, self.skip = -1, 0
-
-    def __iter__(self):
-        indices = list(super().__iter__())
-        # len() stays the full epoch: Lightning counts the restored batches as already fetched.
-        return iter(indices[self.skip :] if self.epoch == self.skip_epoch else indices)
-
-
-class NpzImageDataModule(L.LightningDataModule):
+class NpzImageDataModule(ResumableDataModule):
     """Images from one prepared npz with train/val/test splits: batches {"image": [B,1,H,W] in [-1,1], "label"}."""
 
     file_name: str = ""  # the npz inside data_dir
@@ -73,7 +59,6 @@ class NpzImageDataModule(L.LightningDataModule):
         self.data_dir, self.batch_size, self.num_workers, self.seed = Path(data_dir), batch_size, num_workers, seed
         self.per_device_batch = batch_size
         self.splits: dict[str, ImageLabelDataset] = {}
-        self.resume_at: tuple[int, int] = (-1, 0)  # (epoch, batches already trained in it), from a checkpoint
 
     @property
     def path(self) -> Path:
@@ -123,22 +108,8 @@ class NpzImageDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled and sharded across ranks; with one process the same order as rank-concatenated shards."""
-        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
-        sampler = ResumableSampler(self.splits["train"], num_replicas=world, rank=rank, seed=self.seed)
-        sampler.skip_epoch, sampler.skip = self.resume_at[0], self.resume_at[1] * self.per_device_batch
-        return self._loader("train", shuffle=False, sampler=sampler)
-
-    def state_dict(self) -> dict[str, int]:
-        """Saved in checkpoints: where in the epoch training stands (exact mid-epoch resume)."""
-        if self.trainer is None:
-            return {}
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": self.trainer.current_epoch, "batches": progress.ready}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if state:
-            self.resume_at = (int(state["epoch"]), int(state["batches"]))
+        """Shuffled and sharded across ranks; resumes mid-epoch exactly (ResumableDataModule)."""
+        return self._loader("train", shuffle=False, sampler=self.train_sampler(self.splits["train"], self.seed))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

