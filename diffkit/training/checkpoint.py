@@ -72,6 +72,7 @@ class LastCheckpoint(ModelCheckpoint):
             save_last=True,
             enable_version_counter=False,  # always overwrite last.ckpt, never last-v1.ckpt
         )
+        self._others_when_saved: list[tuple] | None = None  # the other callbacks' records as last.ckpt holds them
 
     def _others(self, trainer: L.Trainer) -> list[ModelCheckpoint]:
         return [cb for cb in trainer.checkpoint_callbacks if cb is not self and isinstance(cb, ModelCheckpoint)]
@@ -92,7 +93,7 @@ class LastCheckpoint(ModelCheckpoint):
         others = self._others(trainer)
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
         saved_here = self._last_global_step_saved == trainer.global_step and bool(self.last_model_path)
-        if not (fitting and saved_here and self._record(others) != getattr(self, "_others_when_saved", None)):
+        if not (fitting and saved_here and self._record(others) != self._others_when_saved):
             return
         if trainer.is_global_zero:
             io = trainer.strategy.checkpoint_io
