@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -23,9 +24,9 @@ from diffkit.io import atomic_write
 from diffkit.training.checkpoint import non_finite_tensors
 
 
-def export(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
+def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, trust: Sequence[str] = ()) -> Path:
     """Write out/config.json and out/denoiser.safetensors (the EMA denoiser's weights) from a checkpoint."""
-    module, config = load(ckpt), to_dict(load_config(ckpt))
+    module, config = load(ckpt, trust=trust), to_dict(load_config(ckpt, trust=trust))
     weights = {name: t.detach().cpu().contiguous() for name, t in module.ema.module.state_dict().items()}
     if bad := non_finite_tensors(weights):
         raise CheckpointError(f"{ckpt}: the EMA weights are not finite ({', '.join(bad[:3])}); nothing exported")
@@ -39,7 +40,7 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike) -> Path:
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-export`)."""
     try:
-        print(f"exported {cfg.ckpt} -> {export(cfg.ckpt, cfg.out)}")
+        print(f"exported {cfg.ckpt} -> {export(cfg.ckpt, cfg.out, trust=list(cfg.get('trust') or ()))}")
     except CheckpointError as err:
         sys.exit(f"diffkit-export: {err}")
 

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Load `cfg.ckpt`, draw `cfg.n` samples, save them with the modality's logger, optionally evaluate."""
-    module = load(cfg.ckpt)
-    train_cfg = load_config(cfg.ckpt)
+    trust = list(cfg.get("trust") or ())  # packages the user vouches for (README "Security")
+    module = load(cfg.ckpt, trust=trust)
+    train_cfg = load_config(cfg.ckpt, trust=trust)
     out_dir = Path(cfg.out_dir)
     sampler = instantiate(cfg.sampler) if cfg.get("sampler") else None
     schedule = instantiate_option(train_cfg, "schedule", cfg.schedule) if cfg.get("schedule") else None

@@ -69,8 +69,9 @@ def plot(rows: list[dict], metric: str, path: Path) -> None:
 
 def run(cfg: DictConfig) -> list[dict]:
     """Evaluate every (sampler, steps) pair with a fixed seed; write sweep.json and the quality-vs-NFE plot."""
-    module = load(cfg.ckpt)
-    train_cfg = load_config(cfg.ckpt)
+    trust = list(cfg.get("trust") or ())  # packages the user vouches for (README "Security")
+    module = load(cfg.ckpt, trust=trust)
+    train_cfg = load_config(cfg.ckpt, trust=trust)
     evaluator_cfg = train_cfg.evaluator
     if cfg.n_samples is not None:
         evaluator_cfg = OmegaConf.merge(evaluator_cfg, {"n_samples": cfg.n_samples})

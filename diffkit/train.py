@@ -40,6 +40,7 @@ from diffkit.config import (
 )
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError
+from diffkit.security import targets
 from diffkit.training.checkpoint import LastCheckpoint
 from diffkit.training.evaluation import evaluate, showcase
 from diffkit.training.loggers import WANDB_ID_FILE, keep_csv_history
@@ -64,11 +65,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
+    trust = [*(cfg.get("trust") or ()), *targets(module.resolved_config)]  # this run's own targets are the user's
     if cfg.get("init_from") and ckpt_path is None:  # fine-tuning: weights only; a resume restores everything instead
-        init_weights(module, cfg.init_from)
+        init_weights(module, cfg.init_from, trust=trust)
         log.info("initialised the weights from %s (EMA weights; new input channels at zero)", cfg.init_from)
     if ckpt_path is not None:
-        for change in check_resumable(ckpt_path, module):  # e.g. more max_steps: the LR schedule stretches
+        for change in check_resumable(ckpt_path, module, trust=trust):  # e.g. more max_steps: the LR schedule stretches
             log.warning("resuming with a setting changed from the checkpoint's: %s", change)
         source_id = Path(ckpt_path).resolve().parents[1] / WANDB_ID_FILE  # the dashboard run follows the checkpoint
         if rank_zero and source_id.is_file() and not (out_dir / WANDB_ID_FILE).is_file():
