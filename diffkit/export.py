@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import hydra
 from omegaconf import DictConfig
 from safetensors.torch import save_file
 
+from diffkit.cli import one_line_errors
 from diffkit.config import CheckpointError, load, load_config, to_dict
 from diffkit.io import atomic_write
 from diffkit.training.checkpoint import non_finite_tensors
@@ -39,10 +39,8 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, trust: Sequence[s
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-export`)."""
-    try:
+    with one_line_errors("diffkit-export", CheckpointError):
         print(f"exported {cfg.ckpt} -> {export(cfg.ckpt, cfg.out, trust=list(cfg.get('trust') or ()))}")
-    except CheckpointError as err:
-        sys.exit(f"diffkit-export: {err}")
 
 
 if __name__ == "__main__":

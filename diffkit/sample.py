@@ -18,7 +18,6 @@ References:
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -26,6 +25,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from diffkit.cli import one_line_errors
 from diffkit.config import CheckpointError, guidance_with_scale, instantiate_option, load, load_config
 from diffkit.io import write_json
 from diffkit.training.evaluation import evaluate, evaluate_likelihood
@@ -90,10 +90,8 @@ def likelihood(cfg: DictConfig, module, train_cfg: DictConfig) -> dict[str, floa
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-sample`)."""
-    try:
+    with one_line_errors("diffkit-sample", CheckpointError):  # user errors: one line, no traceback
         run(cfg)
-    except CheckpointError as err:  # a user error: one line, no traceback
-        sys.exit(f"diffkit-sample: {err}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ References:
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from diffkit.cli import one_line_errors
 from diffkit.config import CheckpointError, guidance_with_scale, instantiate_option, load, load_config
 from diffkit.core.samplers import count_nfe
 from diffkit.io import atomic_write, write_json
@@ -110,10 +110,8 @@ def run(cfg: DictConfig) -> list[dict]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sweep")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-sweep`)."""
-    try:
+    with one_line_errors("diffkit-sweep", CheckpointError, ValueError):  # user errors: one line, no traceback
         run(cfg)
-    except (CheckpointError, ValueError) as err:  # user errors: one line, no traceback
-        sys.exit(f"diffkit-sweep: {err}")
 
 
 if __name__ == "__main__":

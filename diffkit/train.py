@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, open_dict
 
+from diffkit.cli import check_trainer_args, one_line_errors
 from diffkit.config import (
     CheckpointError,
     build_module,
@@ -58,6 +58,8 @@ def _warn_if_frozen(module: L.LightningModule) -> None:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit the module on the data module; return the final metrics (also written to metrics.json)."""
+    to_dict(cfg)  # every ??? and ${...} resolves before anything is built, so an error names its key
+    check_trainer_args(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     with open_dict(cfg):  # before the config is recorded, so checkpoints and loggers show the precision used
         cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
@@ -115,10 +117,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (console script `diffkit-train`); bad inputs end in one line naming them."""
-    try:
+    with one_line_errors("diffkit-train", CheckpointError, DataError, FloatingPointError):
         metrics = run(cfg)
-    except (CheckpointError, DataError, FloatingPointError) as err:
-        sys.exit(f"diffkit-train: {type(err).__name__}: {err}")
     return metrics.get(cfg.get("optimized_metric", ""), None)
 
 
