@@ -93,10 +93,13 @@ def _home(obj: Any) -> str | None:
     return f"{module}.{name}" if getattr(sys.modules.get(module), name, None) is obj else None
 
 
+def _rules(section: str, trust: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return (*ANYWHERE, *SECTIONS.get(section, ()), *((ns.rstrip("."), ANY) for ns in trust if ns.rstrip(".")))
+
+
 def permitted(target: str, section: str = "", trust: Sequence[str] = ()) -> bool:
     """Whether a stored config may build `target` in top-level `section`; `trust` adds the user's namespaces."""
-    rules = (*ANYWHERE, *SECTIONS.get(section, ()), *((ns.rstrip("."), ANY) for ns in trust if ns.rstrip(".")))
-    for namespace, kinds in rules:
+    for namespace, kinds in _rules(section, trust):
         if not _within(target, namespace):
             continue  # nothing outside an allowed namespace is ever imported
         obj = _resolve(target)
@@ -138,7 +141,11 @@ def check_targets(config: Any, source: object, trust: Sequence[str] = ()) -> Non
         if isinstance(target, str) and permitted(target, section, trust):
             continue
         package, where = str(target).split(".")[0], f"{path}._target_" if path else "_target_"
-        raise CheckpointError(
-            f"{source}: {where} = {target!r} is not a diffkit building block a stored config may build "
-            f"(README 'Security'); if you trust this file and that code, allow it with trust=['{package}.']"
-        )
+        allowed_namespace = isinstance(target, str) and any(_within(target, ns) for ns, _ in _rules(section, trust))
+        if allowed_namespace and _resolve(target) is None:
+            reason = "is no public class or function defined at that name here (another diffkit version?)"
+        else:
+            reason = "is not a diffkit building block a stored config may build (README 'Security')"
+        if package != "diffkit":
+            reason += f"; if you trust this file and that code, allow it with trust=['{package}.']"
+        raise CheckpointError(f"{source}: {where} = {target!r} {reason}")

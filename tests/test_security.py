@@ -70,6 +70,12 @@ def test_targets_through_re_exported_modules_are_refused() -> None:
     assert permitted("helpers.touch", trust=["helpers."]) and not permitted("os.system", trust=["os."])  # builtins
 
 
+def test_a_target_missing_from_this_diffkit_is_named_as_such() -> None:
+    cfg = {"modality": {"_target_": "diffkit.modalities.audio.adapter.AudioModality"}}
+    with pytest.raises(CheckpointError, match=r"_target_ = .* no public class .* version\?\)$"):
+        check_targets(cfg, "old.ckpt")
+
+
 # -- malicious stored configs -------------------------------------------------------------------------------------
 def _cases(marker: Path) -> list[tuple[str, str, Any]]:
     """(id, where the node goes, node): each would create `marker` (a file or folder) if it were built."""
