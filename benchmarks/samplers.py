@@ -159,7 +159,7 @@ def lineup(kd, diffusers) -> dict[str, Callable]:
         "dpmpp_2m": dk.sample_dpmpp_2m,
         "dpmpp_2s": dk.sample_dpmpp_2s,
         "dpmpp_3m": dk.sample_dpmpp_3m,
-        "unipc_3": dk.sample_unipc,
+        "unipc_3": partial(dk.sample_unipc, order=3),
         "unipc_2": partial(dk.sample_unipc, order=2),
         "lms": dk.sample_lms,
     }
@@ -206,7 +206,7 @@ def optimized_runs(gmm, budgets, fit_noise: torch.Tensor) -> tuple[dict[str, dic
     for name, fn in {
         "dpmpp_2m": dk.sample_dpmpp_2m,
         "unipc_2": partial(dk.sample_unipc, order=2),
-        "unipc_3": dk.sample_unipc,
+        "unipc_3": partial(dk.sample_unipc, order=3),
     }.items():
         key = f"diffkit/{name}/optimized"
         out[key], grids[key] = {}, {}

@@ -42,14 +42,14 @@ SAMPLERS = {
     "dpmpp_3m": sample_dpmpp_3m,
     "dpmpp_2s": sample_dpmpp_2s,
     "unipc": sample_unipc,
-    "unipc_2": partial(sample_unipc, order=2),
+    "unipc_3": partial(sample_unipc, order=3),
     "lms": sample_lms,
 }
 STOCHASTIC = {"euler_ancestral", "heun_churn", "ddim_eta1", "ddpm_small", "ddpm_large"}
 # Convergence order of the deterministic (ODE) samplers on the exact flow map. UniPC's corrector and variable-step
 # LMS on a Karras grid converge at least this fast (observed ratios 10-16), so only a lower bound is checked.
-ORDER = {"euler": 1, "ddim_eta0": 1, "heun": 2, "dpmpp_2m": 2, "dpmpp_2s": 2, "dpmpp_3m": 3, "unipc_2": 3}
-AT_LEAST = {"unipc": 3, "lms": 3}
+ORDER = {"euler": 1, "ddim_eta0": 1, "heun": 2, "dpmpp_2m": 2, "dpmpp_2s": 2, "dpmpp_3m": 3, "unipc": 3}
+AT_LEAST = {"unipc_3": 3, "lms": 3}
 SIGMA_MAX = 80.0
 
 
