@@ -2,12 +2,13 @@
 
     PYTHONPATH=. python benchmarks/sampler_convergence.py CKPT [CKPT ...] [--fd 1439] [--out results/x.json]
 
-For each checkpoint, every deterministic sampler (as conf/sampler/ configures it) runs at NFE 5 / 10 / 20 / 50 on the
-checkpoint's own σ grid from the same initial noises; its distance (RMSE per element) to a 128-step Heun solution (255 NFE) of
-the same probability-flow ODE is noise-free and cheap. `--fd N` also scores each point with the checkpoint's
-evaluator (N samples). The parity block drives diffkit's UniPC / DPM++ 2M and diffusers' UniPCMultistepScheduler /
-DPMSolverMultistepScheduler (through the VP ε-adapter of benchmarks/samplers.py), k-diffusion's DPM++ 2M / LMS,
-all on diffusers' Karras grid over its linear-β clock, and prints our distance over theirs. Needs the `bench` extra.
+For each checkpoint, every deterministic sampler (as conf/sampler/ configures it) runs at NFE 5 to 50 on the
+checkpoint's own σ grid (or --schedule) from the same initial noises; its distance (RMSE per element) to a 128-step
+Heun solution (255 NFE) of the same probability-flow ODE is noise-free and cheap. `--fd N` also scores each
+point with the checkpoint's evaluator (N samples). The parity block drives diffkit's UniPC / DPM++ 2M and
+diffusers' UniPCMultistepScheduler / DPMSolverMultistepScheduler (through the VP ε-adapter of benchmarks/samplers.py),
+k-diffusion's DPM++ 2M / LMS, all on diffusers' Karras grid over its linear-β clock; prints ours over theirs.
+Needs the `bench` extra.
 
 References:
     Zhao et al. 2023 (UniPC); Lu et al. 2022 (DPM-Solver++); Karras et al. 2022 (Heun reference, Karras grid).
