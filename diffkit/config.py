@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor
 
 from diffkit.run_dir import register_unique_dir
+from diffkit.security import CheckpointError, check_targets, refuse_interpolations
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
 
 register_unique_dir()  # every entry point imports this module before Hydra composes conf/hydra/default.yaml
@@ -42,12 +45,25 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     return module
 
 
-class CheckpointError(ValueError):
-    """A checkpoint path that is missing, damaged, untrusted or not a diffkit checkpoint."""
+def checked_config(stored: Any, source: object, trust: Sequence[str] = ()) -> dict[str, Any]:
+    """A stored config resolved (plain references only) with every `_target_` checked (diffkit.security), before
+    anything is built from it; `trust` names the user's own packages, e.g. ["mypkg."]."""
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{source}: the stored config is a {type(stored).__name__}, not a mapping")
+    refuse_interpolations(stored, source)
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(stored), resolve=True)
+    except (OmegaConfBaseException, ValueError, TypeError) as err:
+        raise CheckpointError(f"{source}: the stored config does not resolve ({str(err).splitlines()[0]})") from None
+    refuse_interpolations(resolved, source, references=False)
+    check_targets(resolved, source, trust)
+    return resolved  # type: ignore[return-value]
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """torch.load with weights_only=True (no code execution) and one clear error naming the file."""
+def read_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, trust: Sequence[str] = ()
+) -> dict[str, Any]:
+    """torch.load with weights_only=True (no code execution), its stored config checked, one error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -59,6 +75,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or CONFIG_KEY not in checkpoint:
         raise CheckpointError(f"{path} is not a diffkit checkpoint (needs 'state_dict' and '{CONFIG_KEY}')")
+    checkpoint[CONFIG_KEY] = checked_config(checkpoint[CONFIG_KEY], path, trust)
     return checkpoint
 
 
@@ -67,9 +84,11 @@ def checkpoint_step(path: str | os.PathLike) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
+def load(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, trust: Sequence[str] = ()
+) -> L.LightningModule:
     """Rebuild a DiffusionModule (with its EMA weights) from a checkpoint alone, in eval mode."""
-    checkpoint = read_checkpoint(path, map_location)
+    checkpoint = read_checkpoint(path, map_location, trust=trust)
     cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
     module = build_module(cfg)
     try:
@@ -91,7 +110,7 @@ def _widen(key: str, old: Tensor, new: Tensor) -> Tensor:
     raise CheckpointError(f"weight {key} has shape {tuple(old.shape)} in the checkpoint, {tuple(new.shape)} here")
 
 
-def init_weights(module: DiffusionModule, path: str | os.PathLike) -> None:
+def init_weights(module: DiffusionModule, path: str | os.PathLike, *, trust: Sequence[str] = ()) -> None:
     """Start training from a checkpoint's EMA weights (fine-tuning); new input channels start at zero.
 
     The zero-initialised channels make the widened net compute exactly what the checkpoint's net did until training
@@ -99,7 +118,7 @@ def init_weights(module: DiffusionModule, path: str | os.PathLike) -> None:
     """
     if not isinstance(module, DiffusionModule):
         raise TypeError(f"init_from fine-tunes diffusion models; this run builds a {type(module).__name__}")
-    state = read_checkpoint(path)["state_dict"]
+    state = read_checkpoint(path, trust=trust)["state_dict"]
     target = module.state_dict()
     prefix = "denoiser."
     loaded: dict[str, Tensor] = {}
@@ -117,9 +136,9 @@ def init_weights(module: DiffusionModule, path: str | os.PathLike) -> None:
     module.load_state_dict(loaded, strict=False)
 
 
-def load_config(path: str | os.PathLike) -> DictConfig:
-    """The resolved config stored in a checkpoint."""
-    return OmegaConf.create(read_checkpoint(path)[CONFIG_KEY])
+def load_config(path: str | os.PathLike, *, trust: Sequence[str] = ()) -> DictConfig:
+    """The resolved config stored in a checkpoint (checked like load's)."""
+    return OmegaConf.create(read_checkpoint(path, trust=trust)[CONFIG_KEY])
 
 
 def instantiate_option(train_cfg: DictConfig, group: str, node: Any) -> Any:
@@ -148,10 +167,10 @@ def config_changes(stored: dict[str, Any], current: dict[str, Any], sections: tu
     return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def check_resumable(path: str | os.PathLike, module: DiffusionModule) -> list[str]:
+def check_resumable(path: str | os.PathLike, module: DiffusionModule, *, trust: Sequence[str] = ()) -> list[str]:
     """Raise CheckpointError naming the file and what differs when `path` cannot continue this run's model;
     return the training settings that differ from the checkpoint's (a resume may change them on purpose)."""
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, trust=trust)
     stored, current = checkpoint[CONFIG_KEY], module.resolved_config or {}
     old, new = stored.get("modality", {}).get("_target_"), current.get("modality", {}).get("_target_")
     if old != new:
@@ -187,7 +206,9 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     )
 
 
-def load_exported(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
+def load_exported(
+    folder: str | os.PathLike, map_location: str | torch.device = "cpu", *, trust: Sequence[str] = ()
+) -> DiffusionModule:
     """Rebuild a sampling-ready module (eval mode, EMA weights) from a `python -m diffkit.export` folder."""
     from safetensors.torch import load_file  # lazy: only exported folders need safetensors
 
@@ -195,7 +216,11 @@ def load_exported(folder: str | os.PathLike, map_location: str | torch.device = 
     config, weights = folder / "config.json", folder / "denoiser.safetensors"
     if not config.is_file() or not weights.is_file():
         raise CheckpointError(f"{folder} is not an exported diffkit model (needs config.json and denoiser.safetensors)")
-    module = build_module(OmegaConf.create(json.loads(config.read_text())))
+    try:
+        stored = json.loads(config.read_text())
+    except (ValueError, OSError) as err:
+        raise CheckpointError(f"cannot read {config}: {err}") from None
+    module = build_module(OmegaConf.create(checked_config(stored, config, trust)))
     state = load_file(str(weights))
     try:
         module.denoiser.load_state_dict(state)
@@ -205,6 +230,10 @@ def load_exported(folder: str | os.PathLike, map_location: str | torch.device = 
     return module.to(map_location).eval()
 
 
-def load_any(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DiffusionModule:
-    """`diffkit.load`: an exported folder (config.json + denoiser.safetensors) or a training checkpoint file."""
-    return load_exported(path, map_location) if Path(path).is_dir() else load(path, map_location)
+def load_any(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, trust: Sequence[str] = ()
+) -> DiffusionModule:
+    """`diffkit.load`: an exported folder (config.json + denoiser.safetensors) or a training checkpoint file; the
+    stored config may build diffkit's building blocks only, plus the packages in `trust` (README "Security")."""
+    load_from = load_exported if Path(path).is_dir() else load
+    return load_from(path, map_location, trust=trust)

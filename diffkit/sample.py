@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from diffkit.cli import one_line_errors
 from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError, Modality, Request
@@ -48,8 +48,9 @@ def build_request(modality: Modality, n: int, args: dict[str, Any]) -> Request:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Load `cfg.ckpt`, draw `cfg.n` samples, save them with the modality's logger, optionally evaluate."""
-    module = load(cfg.ckpt)
-    train_cfg = load_config(cfg.ckpt)
+    trust = list(cfg.get("trust") or ())  # packages the user vouches for (README "Security")
+    module = load(cfg.ckpt, trust=trust)
+    train_cfg = load_config(cfg.ckpt, trust=trust)
     out_dir = Path(cfg.out_dir)
     sampler = instantiate_option(train_cfg, "sampler", cfg.sampler) if cfg.get("sampler") else None
     schedule = instantiate_option(train_cfg, "schedule", cfg.schedule) if cfg.get("schedule") else None
@@ -94,10 +95,8 @@ def likelihood(cfg: DictConfig, module, train_cfg: DictConfig) -> dict[str, floa
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-sample`)."""
-    try:
+    with one_line_errors("diffkit-sample", CheckpointError, DataError):  # user errors: one line, no traceback
         run(cfg)
-    except (CheckpointError, DataError) as err:  # a user error: one line, no traceback
-        sys.exit(f"diffkit-sample: {err}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ References:
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from diffkit.cli import one_line_errors
 from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.core.samplers import count_nfe
 from diffkit.io import atomic_write, write_json
@@ -81,8 +81,9 @@ def plot(rows: list[dict], metric: str, path: Path) -> None:
 
 def run(cfg: DictConfig) -> list[dict]:
     """Evaluate every (sampler, steps) pair with a fixed seed; write sweep.json and the quality-vs-NFE plot."""
-    module = load(cfg.ckpt)
-    train_cfg = load_config(cfg.ckpt)
+    trust = list(cfg.get("trust") or ())  # packages the user vouches for (README "Security")
+    module = load(cfg.ckpt, trust=trust)
+    train_cfg = load_config(cfg.ckpt, trust=trust)
     evaluator_cfg = train_cfg.evaluator
     if cfg.n_samples is not None:
         evaluator_cfg = OmegaConf.merge(evaluator_cfg, {"n_samples": cfg.n_samples})
@@ -119,10 +120,8 @@ def run(cfg: DictConfig) -> list[dict]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-sweep`)."""
-    try:
+    with one_line_errors("diffkit-sweep", CheckpointError, ValueError):  # user errors: one line, no traceback
         run(cfg)
-    except (CheckpointError, ValueError) as err:  # user errors: one line, no traceback
-        sys.exit(f"diffkit-sweep: {err}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, open_dict
 
+from diffkit.cli import check_trainer_args, one_line_errors
 from diffkit.config import (
     CheckpointError,
     build_module,
@@ -40,6 +40,7 @@ from diffkit.config import (
 )
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError
+from diffkit.security import targets
 from diffkit.training.checkpoint import LastCheckpoint
 from diffkit.training.evaluation import evaluate, showcase
 from diffkit.training.loggers import WANDB_ID_FILE, keep_csv_history
@@ -57,6 +58,8 @@ def _warn_if_frozen(module: L.LightningModule) -> None:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit the module on the data module; return the final metrics (also written to metrics.json)."""
+    to_dict(cfg)  # every ??? and ${...} resolves before anything is built, so an error names its key
+    check_trainer_args(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     with open_dict(cfg):  # before the config is recorded, so checkpoints and loggers show the precision used
         cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
@@ -64,11 +67,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
+    trust = [*(cfg.get("trust") or ()), *targets(module.resolved_config)]  # this run's own targets are the user's
     if cfg.get("init_from") and ckpt_path is None:  # fine-tuning: weights only; a resume restores everything instead
-        init_weights(module, cfg.init_from)
+        init_weights(module, cfg.init_from, trust=trust)
         log.info("initialised the weights from %s (EMA weights; new input channels at zero)", cfg.init_from)
     if ckpt_path is not None:
-        for change in check_resumable(ckpt_path, module):  # e.g. more max_steps: the LR schedule stretches
+        for change in check_resumable(ckpt_path, module, trust=trust):  # e.g. more max_steps: the LR schedule stretches
             log.warning("resuming with a setting changed from the checkpoint's: %s", change)
         source_id = Path(ckpt_path).resolve().parents[1] / WANDB_ID_FILE  # the dashboard run follows the checkpoint
         if rank_zero and source_id.is_file() and not (out_dir / WANDB_ID_FILE).is_file():
@@ -113,10 +117,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (console script `diffkit-train`); bad inputs end in one line naming them."""
-    try:
+    with one_line_errors("diffkit-train", CheckpointError, DataError, FloatingPointError):
         metrics = run(cfg)
-    except (CheckpointError, DataError, FloatingPointError) as err:
-        sys.exit(f"diffkit-train: {type(err).__name__}: {err}")
     return metrics.get(cfg.get("optimized_metric", ""), None)
 
 

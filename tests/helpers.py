@@ -80,3 +80,9 @@ class PoisonWeights(L.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.denoiser.parameters()).view(-1)[0] = float("nan")
+
+
+def touch(path: str) -> str:
+    """Test target: create the file `path` (the side effect the stored-config tests look for) and return it."""
+    Path(path).touch()
+    return path

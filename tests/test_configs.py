@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError
 
+from diffkit.cli import ConfigValueError, check_trainer_args
 from diffkit.config import build_module, to_dict
 from diffkit.training.ar import ARModule
 from diffkit.training.module import DiffusionModule
@@ -91,6 +92,34 @@ def test_cli_reports_unknown_recipe_in_one_clear_message(tmp_path: Path) -> None
     )
     assert proc.returncode != 0
     assert "no_such_recipe" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["diffkit.sample"], "ckpt is required"),
+        (["diffkit.sweep"], "ckpt is required"),
+        (["diffkit.export", "ckpt=x.ckpt"], "out is required"),
+        (["diffkit.train", "trainer.max_steps=abc"], "trainer.max_steps='abc' (str); expected int"),
+        (["diffkit.train", "trainer.max_epochs=[1]"], "trainer.max_epochs=[1] (ListConfig); expected int or null"),
+        (["diffkit.train", "recipe=text/mdlm_shakespeare", "data=text_files"], "data.text_files is required"),
+        (["diffkit.train", "data=text_files"], "data.seq_len does not resolve: Interpolation key 'modality.seq_len'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_naming_the_key(argv: list[str], expected: str, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", *argv, f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("max_steps", 1.5), ("min_epochs", "2"), ("limit_train_batches", "half"), ("inference_mode", 1)]
+)
+def test_trainer_arguments_of_the_wrong_type_name_the_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigValueError, match=rf"trainer\.{key}="):
+        check_trainer_args({key: value})
+    check_trainer_args({"max_steps": 10, "max_epochs": None, "limit_val_batches": 0.5, "gradient_clip_val": 1})
 
 
 @pytest.mark.parametrize("sampler", ["masked_ancestral", "masked_cached", "tau_leaping"])

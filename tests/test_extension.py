@@ -37,7 +37,7 @@ def test_an_out_of_tree_modality_trains_and_samples_with_the_diffkit_entry_point
     out = tmp_path / "sampled"
     sample = [sys.executable, "-m", "diffkit.sample", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "n=3",
               "+request.offset=0.5", "+request.start=[0.25,-0.5]", "guidance_scale=1.5", "evaluate=true",
-              f"hydra.run.dir={out}"]  # fmt: skip
+              "trust=[toywave.]", f"hydra.run.dir={out}"]  # fmt: skip
     proc = subprocess.run(sample, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(next(out.glob("samples_step*.json")).read_text())
