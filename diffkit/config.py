@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -25,7 +26,6 @@ from torch import Tensor
 
 from diffkit.run_dir import register_unique_dir
 from diffkit.security import CheckpointError, check_targets, refuse_interpolations
-from diffkit.training.ar import ARModule
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
 
 register_unique_dir()  # every entry point imports this module before Hydra composes conf/hydra/default.yaml
@@ -36,14 +36,11 @@ def to_dict(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
 
 
-def build_module(cfg: DictConfig) -> DiffusionModule | ARModule:
+def build_module(cfg: DictConfig) -> L.LightningModule:
     """Instantiate `cfg.module` and attach the resolved config so checkpoints describe themselves."""
     module = instantiate(cfg.module)
-    if not isinstance(module, DiffusionModule | ARModule):
-        raise TypeError(f"cfg.module must build a DiffusionModule (or the text ARModule), got {type(module).__name__}")
-    reads_known = getattr(getattr(module, "denoiser", None), "net", None)
-    if getattr(module, "train_masks", None) is not None and not getattr(reads_known, "known_channels", False):
-        raise ValueError("module.train_masks needs a backbone that reads the known pixels: set backbone.known_channels")
+    if not isinstance(module, L.LightningModule) or not callable(getattr(module, "sample", None)):
+        raise TypeError(f"cfg.module must build a LightningModule with sample(), got {type(module).__name__}")
     module.resolved_config = to_dict(cfg)
     return module
 
@@ -89,7 +86,7 @@ def checkpoint_step(path: str | os.PathLike) -> int:
 
 def load(
     path: str | os.PathLike, map_location: str | torch.device = "cpu", *, trust: Sequence[str] = ()
-) -> DiffusionModule | ARModule:
+) -> L.LightningModule:
     """Rebuild a DiffusionModule (with its EMA weights) from a checkpoint alone, in eval mode."""
     checkpoint = read_checkpoint(path, map_location, trust=trust)
     cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
@@ -106,7 +103,7 @@ def _widen(key: str, old: Tensor, new: Tensor) -> Tensor:
     if old.shape == new.shape:
         return old
     if old.ndim == new.ndim >= 2 and old.shape[0] == new.shape[0] and old.shape[2:] == new.shape[2:]:
-        if old.shape[1] < new.shape[1]:  # e.g. a stem conv that now also reads known pixels and their mask
+        if old.shape[1] < new.shape[1]:  # e.g. a stem conv that now also reads known entries and their mask
             widened = torch.zeros_like(new)
             widened[:, : old.shape[1]] = old
             return widened
@@ -152,15 +149,6 @@ def instantiate_option(train_cfg: DictConfig, group: str, node: Any) -> Any:
     with open_dict(merged):
         merged[group] = OmegaConf.create(raw)
     return instantiate(merged[group])
-
-
-def guidance_with_scale(train_cfg: DictConfig, scale: float, ckpt: str | os.PathLike = "checkpoint") -> tuple:
-    """The checkpoint's sampling-time guidance wrappers, rebuilt with classifier-free guidance at `scale`."""
-    wrappers = train_cfg.get("guidance") or {}
-    if "cfg" not in wrappers:
-        raise CheckpointError(f"guidance_scale needs a model trained with guidance=cfg; {ckpt} has {list(wrappers)}")
-    merged = OmegaConf.merge(wrappers, {"cfg": {"scale": float(scale)}})
-    return tuple(instantiate(node) for node in merged.values())
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:

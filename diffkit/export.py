@@ -1,7 +1,7 @@
 """Export a training checkpoint to a self-contained folder that loads without Lightning state or Hydra runs.
 
-    python -m diffkit.export ckpt=outputs/train/<run>/checkpoints/last.ckpt out=exported/digits
-    module = diffkit.load("exported/digits")      # config.json + denoiser.safetensors (EMA weights)
+    python -m diffkit.export ckpt=outputs/train/<run>/checkpoints/last.ckpt out=exported/model
+    module = diffkit.load("exported/model")      # config.json + denoiser.safetensors (EMA weights)
 
 References:
     safetensors (no pickle); diffusion_policy (checkpoints carry their config).
@@ -36,7 +36,7 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, trust: Sequence[s
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-export`)."""
     with one_line_errors("diffkit-export", CheckpointError):

@@ -23,13 +23,25 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from diffkit.cli import one_line_errors
-from diffkit.config import CheckpointError, guidance_with_scale, instantiate_option, load, load_config
+from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.core.samplers import count_nfe
 from diffkit.io import atomic_write, write_json
 from diffkit.training.evaluation import evaluate
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def network_evaluations(module: Any, steps: int, **options: Any) -> int:
+    """Calls of the network when sampling one showcase request (classifier-free guidance: two per denoiser call)."""
+    calls = [0]
+    hook = module.ema.module.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    request = module.modality.request(1)
+    try:
+        module.sample(1, request.cond, steps=steps, generator=torch.Generator().manual_seed(0), **options)
+    finally:
+        hook.remove()
+    return calls[0]
 
 
 def _option(group: str, name: str, train_cfg: DictConfig) -> Any:
@@ -78,20 +90,18 @@ def run(cfg: DictConfig) -> list[dict]:
     evaluator = instantiate(evaluator_cfg)
     schedule = _option("schedule", cfg.grid, train_cfg) if cfg.grid else module.schedule
     scales = cfg.get("guidance_scales") or [None]
-    # A conditional evaluator asks for labels, so guidance runs both branches; its content does not matter here.
-    probe_cond = {"label": torch.zeros(1, dtype=torch.long)} if getattr(evaluator, "conditional", False) else None
+    if any(scale is not None for scale in scales) and not module.guided:
+        raise CheckpointError(f"guidance_scales need a model trained with classifier-free guidance; {cfg.ckpt} is not")
     rows: list[dict] = []
     for scale in scales:
-        if scale is not None:
-            module.guidance = guidance_with_scale(train_cfg, scale, cfg.ckpt)
         for name in cfg.samplers:
             sampler = _option("sampler", name, train_cfg)
             for steps in cfg.steps:
-                sigmas = schedule(int(steps))
-                calls = count_nfe(sampler, sigmas)  # calls to the (guided) denoiser
-                nfe = count_nfe(sampler, sigmas, module.guidance, probe_cond)  # network evaluations (CFG: 2 a call)
-                metrics = evaluate(evaluator, module, steps=int(steps), sampler=sampler, schedule=schedule,
-                                   seed=cfg.seed, inpaint=cfg.inpaint)  # fmt: skip
+                options = {"sampler": sampler, "schedule": schedule, "guidance_scale": scale}
+                calls = count_nfe(sampler, schedule(int(steps)))  # calls to the (guided) denoiser
+                nfe = network_evaluations(module, int(steps), **options)  # network evaluations (CFG: 2 a call)
+                metrics = evaluate(evaluator, module, steps=int(steps), seed=cfg.seed, inpaint=cfg.inpaint,
+                                   **options)  # fmt: skip
                 point = {"sampler": name, "steps": int(steps), "denoiser_calls": calls, "nfe": nfe}
                 if scale is not None:
                     point["guidance_scale"] = float(scale)
@@ -107,7 +117,7 @@ def run(cfg: DictConfig) -> list[dict]:
     return rows
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sweep")
+@hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (console script `diffkit-sweep`)."""
     with one_line_errors("diffkit-sweep", CheckpointError, ValueError):  # user errors: one line, no traceback

@@ -1,10 +1,10 @@
 """Train a diffusion model from a Hydra recipe.
 
-    python -m diffkit.train                                   # default recipe: image/digits
-    python -m diffkit.train recipe=smoke/image trainer.max_steps=20
-    python -m diffkit.train recipe=image/digits sampler=dpmpp_2m module.sample_steps=10 logger=csv
+    python -m diffkit.train                                   # the default recipe (conf/train.yaml)
+    python -m diffkit.train recipe=<group/name> trainer.max_steps=20   # any recipe under recipes/ (or a search path)
+    python -m diffkit.train sampler=dpmpp_2m module.sample_steps=10 logger=csv
     python -m diffkit.train ckpt_path=last                    # continue the newest run of this task
-    python -m diffkit.train trainer=ddp_sim recipe=smoke/image   # 2 CPU processes (gloo); trainer=ddp on GPUs
+    python -m diffkit.train trainer=ddp_sim                   # 2 CPU processes (gloo); trainer=ddp on GPUs
 
 Outputs (checkpoints, sample grids, metrics.json, logs) go to the run folder printed at start,
 `outputs/<task>/<date>_<time>/` by default; DDP ranks share it (Lightning passes hydra.run.dir to them).
@@ -100,7 +100,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=PossibleUserWarning)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
-    if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (text: nats/token)
+    if cfg.eval.get("test_loss", False):  # the training loss on the test split under EMA weights (e.g. nats/token)
         results = trainer.test(module, datamodule=datamodule, verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()} if results else {})
     if not trainer.is_global_zero:
@@ -114,7 +114,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (console script `diffkit-train`); bad inputs end in one line naming them."""
     with one_line_errors("diffkit-train", CheckpointError, DataError, FloatingPointError):

@@ -55,7 +55,7 @@ def test_checkpoint_rebuilds_the_module_alone(trained) -> None:
 
 
 def test_inpainting_methods_keep_known_pixels_and_differ(trained) -> None:
-    """sample(known, mask, inpaint=...) uses the given method; both keep the known pixels exactly."""
+    """sample(known, mask, hold=...) uses the given method; both keep the known pixels exactly."""
     out, _ = trained
     module = load(out / "checkpoints" / "last.ckpt")
     known = torch.rand(4, 1, 8, 8) * 2 - 1
@@ -64,13 +64,13 @@ def test_inpainting_methods_keep_known_pixels_and_differ(trained) -> None:
     results = {}
     for name, method in {"replace": None, "reconstruction": partial(reconstruction_guidance, sigma_data=0.5)}.items():
         g = torch.Generator().manual_seed(0)
-        results[name] = module.sample(4, steps=4, generator=g, known=known, mask=mask, inpaint=method)
+        results[name] = module.sample(4, steps=4, generator=g, known=known, mask=mask, hold=method)
         assert torch.equal(results[name][..., :4, :], known[..., :4, :]), name
     assert not torch.allclose(results["replace"][..., 4:, :], results["reconstruction"][..., 4:, :])
 
 
 def test_inpaint_sampler_is_used_only_when_known_entries_are_given(trained) -> None:
-    """module.inpaint_sampler (e.g. RePaint) serves inpainting; plain sampling and an explicit sampler are unchanged."""
+    """The given-entry component's sampler (e.g. RePaint) serves inpainting; plain and explicit sampling do not."""
     from diffkit.core.samplers.gaussian import sample_euler_ancestral
 
     out, _ = trained
@@ -85,7 +85,8 @@ def test_inpaint_sampler_is_used_only_when_known_entries_are_given(trained) -> N
         return wrapped
 
     module.sampler = spy("sampler", module.sampler)
-    module.inpaint_sampler = spy("repaint", partial(sample_euler_ancestral, resample=2))
+    (given,) = module.conditioning  # GivenEntries (conditioning=replace)
+    given.sampler = spy("repaint", partial(sample_euler_ancestral, resample=2))
     known, mask = torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8)
     mask[..., 4:, :] = 0
     module.sample(2, steps=3)
@@ -138,7 +139,7 @@ def test_resuming_in_the_same_folder_keeps_the_csv_history(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "sampler, steps, extra",
-    [("dpmpp_2m", 10, []), ("heun", 18, []), ("dpmpp_2m", 4, ["inpaint=reconstruction", "evaluator.n_posterior=2"])],
+    [("dpmpp_2m", 10, []), ("heun", 18, []), ("dpmpp_2m", 4, ["hold=reconstruction", "+evaluator.n_posterior=2"])],
 )
 def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int, extra: list[str]) -> None:
     out, _ = trained
@@ -233,32 +234,39 @@ def test_sample_with_another_sampler_and_grid(trained, tmp_path: Path) -> None:
     assert list(tmp_path.glob("samples_step*.png"))
 
 
+COND = ["recipe=smoke/image", "conditioning=[cfg,replace]", "conditioning.cfg.p=0.2", "modality.num_classes=10",
+        "+backbone.embeddings.label={_target_: diffkit.nets.encoders.LabelEmbedding, _partial_: true, num_classes: 10}",
+        "evaluator.conditional=true"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def trained_cfg(tmp_path_factory) -> Path:
     """A class-conditional smoke run with classifier-free guidance (label dropout 0.2)."""
     out = tmp_path_factory.mktemp("run_cfg")
-    run(compose_train(["recipe=smoke/image", "guidance=cfg", "modality.num_classes=10", "module.cond_dropout=0.2",
-                       "evaluator.conditional=true", "eval.before_training=false"], out))  # fmt: skip
+    run(compose_train([*COND, "eval.before_training=false"], out))
     return out / "checkpoints" / "last.ckpt"
 
 
-def test_guidance_scale_override_rebuilds_cfg(trained_cfg: Path, trained, tmp_path: Path) -> None:
+def test_guidance_scale_override(trained_cfg: Path, trained, tmp_path: Path) -> None:
     """guidance_scale=1 is the plain conditional model; 0 and 3 differ; an unguided checkpoint refuses it."""
-    from diffkit.config import guidance_with_scale
+    module = load(trained_cfg)
+    request = module.modality.request(6)
 
-    module, train_cfg = load(trained_cfg), load_config(trained_cfg)
-    cond = module.modality.example_cond(6, device="cpu")
+    def draw(scale: float) -> torch.Tensor:
+        return module.sample(6, request.cond, steps=3, generator=torch.Generator().manual_seed(0), guidance_scale=scale)
 
-    def draw(guidance: tuple) -> torch.Tensor:
-        module.guidance = guidance
-        return module.sample(6, cond, steps=3, generator=torch.Generator().manual_seed(0))
-
-    plain = draw(())
-    assert torch.equal(draw(guidance_with_scale(train_cfg, 1.0)), plain)
-    unconditional, guided = draw(guidance_with_scale(train_cfg, 0.0)), draw(guidance_with_scale(train_cfg, 3.0))
+    plain = draw(1.0)
+    trained_scale = module.sample(6, request.cond, steps=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(trained_scale, draw(2.0))  # conf/conditioning/cfg.yaml: scale 2
+    unconditional, guided = draw(0.0), draw(3.0)
     assert not torch.equal(unconditional, plain) and not torch.equal(guided, plain)
-    with pytest.raises(CheckpointError, match="guidance=cfg"):
-        guidance_with_scale(load_config(trained[0] / "checkpoints" / "last.ckpt"), 2.0)
+    unguided = load(trained[0] / "checkpoints" / "last.ckpt")
+    with pytest.raises(ValueError, match="classifier-free guidance"):
+        unguided.sample(2, steps=2, guidance_scale=2.0)
+    cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={trained[0] / 'checkpoints' / 'last.ckpt'}", "n=2",
+           "steps=2", "guidance_scale=2", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "classifier-free guidance" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_sweep_over_guidance_scales(trained_cfg: Path, tmp_path: Path) -> None:
@@ -289,14 +297,18 @@ def test_only_modules_besides_the_ema_copy_in_eval_mode_are_reported(caplog: pyt
     assert "1 module(s)" in caplog.text and "net.1" in caplog.text
 
 
+KNOWN = ["+backbone.inputs={_target_: diffkit.nets.encoders.KnownChannels, _partial_: true}",
+         "conditioning=[known,replace]",
+         "conditioning.known.masks={_target_: diffkit.modalities.image.masks.RandomImageMasks, p: 0.5}"]  # fmt: skip
+
+
 def test_fine_tuning_for_learned_inpainting_starts_from_the_checkpoints_model(trained, tmp_path: Path) -> None:
-    """init_from + known_channels: the widened net equals the checkpoint's at step 0; training then reads the mask."""
+    """init_from + KnownChannels: the widened net equals the checkpoint's at step 0; training then reads the mask."""
     from diffkit.config import build_module, init_weights
 
     out, _ = trained
     ckpt = out / "checkpoints" / "last.ckpt"
-    masks = "module.train_masks={_target_: diffkit.modalities.image.masks.RandomImageMasks, p: 0.5}"
-    overrides = ["recipe=smoke/image", "backbone.known_channels=true", masks, "eval.before_training=false"]
+    overrides = ["recipe=smoke/image", *KNOWN, "eval.before_training=false"]
     module = build_module(compose_train(overrides, tmp_path))
     init_weights(module, ckpt)
     base = load(ckpt)
@@ -326,6 +338,5 @@ def test_init_from_refuses_another_architecture_and_masks_without_known_channels
     wider = build_module(compose_train(["recipe=smoke/image", "backbone.channels=24"], tmp_path))
     with pytest.raises(CheckpointError, match="has shape"):
         init_weights(wider, out / "checkpoints" / "last.ckpt")
-    masks = "module.train_masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"
-    with pytest.raises(ValueError, match="backbone.known_channels"):
-        build_module(compose_train(["recipe=smoke/image", masks], tmp_path))
+    with pytest.raises(Exception, match=r"no encoder for the condition entries \['known', 'mask'\]"):  # via Hydra
+        build_module(compose_train(["recipe=smoke/image", *KNOWN[1:]], tmp_path))  # masks, but no input encoder

@@ -74,11 +74,20 @@ def test_a_resumed_text_run_continues_exactly(module: list[str], tmp_path: Path)
 def test_sample_cli_with_prompt_and_suffix(trained, tmp_path: Path) -> None:
     out, _ = trained
     cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=3", "steps=12",
-           "infill.prefix=HAMLET", "infill.suffix=end.", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+           "+request.prefix=HAMLET", "+request.suffix=end.", f"hydra.run.dir={tmp_path}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in next(tmp_path.glob("samples_step*.jsonl")).read_text().splitlines()]
     assert len(rows) == 3 and all(r["text"].startswith("HAMLET") and r["text"].endswith("end.") for r in rows)
+
+
+def test_sample_cli_names_the_request_arguments_the_modality_declares(trained, tmp_path: Path) -> None:
+    out, _ = trained
+    cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", "n=2",
+           "+request.label=3", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "TextModality takes request arguments ['prefix', 'suffix']; got ['label']" in proc.stderr
 
 
 def test_train_cli_reports_a_bad_text_file_in_one_line(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The modality-agnostic diffusion core (torch only): schedules, processes, preconditioners, losses, samplers."""
 
-from diffkit.core.guidance import cfg, drop_cond, replace, replace_tokens
+from diffkit.core.guidance import cfg, drop_cond, null_cond, replace, replace_tokens
 from diffkit.core.losses import DenoisingLoss, MaskedNELBO
 from diffkit.core.precond import EDMPrecond, EpsPrecond, FlowPrecond, SubsPrecond, VPPrecond, VPredPrecond
 from diffkit.core.processes import GaussianProcess, MaskingProcess
@@ -37,6 +37,7 @@ from diffkit.core.schedules import (
     loglinear_sigmas,
     uniform_t,
 )
+from diffkit.core.types import CondSpec
 from diffkit.core.utils import append_dims, to_d
 from diffkit.core.weighting import (
     edm_weight,
@@ -58,6 +59,7 @@ __all__ = [
     "MaskingProcess",
     "MaskedNELBO",
     "DenoisingLoss",
+    "CondSpec",
     "EDMPrecond",
     "EpsPrecond",
     "FlowPrecond",
@@ -71,6 +73,7 @@ __all__ = [
     "cosine_interpolated",
     "ddpm_sigmas",
     "drop_cond",
+    "null_cond",
     "edm_weight",
     "exponential_sigmas",
     "flow_weight",

@@ -8,24 +8,41 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import torch
 from torch import Generator, Tensor
 
-from diffkit.core.types import Cond, Denoiser
+from diffkit.core.types import Cond, CondSpec, Denoiser
 from diffkit.core.utils import append_dims
 
-NULL_LABEL = -1  # integer conditioning value meaning "no condition" (the CFG null token)
+
+def null_cond(cond: Cond, specs: Mapping[str, CondSpec]) -> Cond:
+    """Every entry of cond replaced by its declared null (the unconditional branch of CFG); shapes kept."""
+    undeclared = sorted(set(cond) - set(specs))
+    if undeclared:
+        raise KeyError(f"condition entries {undeclared} have no declared null (declared: {sorted(specs)})")
+    return {key: specs[key].null_like(value) for key, value in cond.items()}
 
 
-def cfg(denoiser: Denoiser, scale: float, null_cond: Cond | None = None) -> Denoiser:
-    """D_uncond + scale·(D_cond - D_uncond) (Ho & Salimans 2022); scale 1 = conditional, 0 = unconditional."""
+def cfg(denoiser: Denoiser, scale: float, null_cond: Cond | Callable[[Cond], Cond] | None = None) -> Denoiser:
+    """D_uncond + scale·(D_cond - D_uncond) (Ho & Salimans 2022); scale 1 = conditional, 0 = unconditional.
+
+    null_cond: the unconditional condition, or a function cond -> null condition (e.g. null_cond with the declared
+    specs); None passes no condition at all.
+    """
+
+    def uncond_of(cond: Cond | None) -> Cond | None:
+        if not callable(null_cond):
+            return null_cond
+        return None if cond is None else null_cond(cond)
 
     def guided(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
         if scale == 1.0:
             return denoiser(x, sigma, cond)
         if cond is None:  # nothing to guide towards: one unconditional call, not two
-            return denoiser(x, sigma, null_cond)
-        uncond = denoiser(x, sigma, null_cond)
+            return denoiser(x, sigma, uncond_of(cond))
+        uncond = denoiser(x, sigma, uncond_of(cond))
         if scale == 0.0:
             return uncond
         return uncond + scale * (denoiser(x, sigma, cond) - uncond)
@@ -43,11 +60,13 @@ def replace(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
     return replaced
 
 
-def with_known(denoiser: Denoiser, known: Tensor, mask: Tensor) -> Denoiser:
+def with_known(
+    denoiser: Denoiser, known: Tensor, mask: Tensor, known_key: str = "known", mask_key: str = "mask"
+) -> Denoiser:
     """Hand known entries and their mask (1 = known) to a net trained to read them (Saharia et al. 2022, Palette)."""
 
     def conditioned(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
-        return denoiser(x, sigma, {**(cond or {}), "known": known.to(x.dtype), "mask": mask.to(x.dtype)})
+        return denoiser(x, sigma, {**(cond or {}), known_key: known.to(x.dtype), mask_key: mask.to(x.dtype)})
 
     return conditioned
 
@@ -116,17 +135,14 @@ def reconstruction_guidance(
     return guided
 
 
-def drop_cond(cond: Cond, p: float, generator: Generator | None = None) -> Cond:
-    """Replace each example's conditioning by the null value with probability p (CFG label dropout).
+def drop_cond(cond: Cond, p: float, generator: Generator | None = None, *, specs: Mapping[str, CondSpec]) -> Cond:
+    """Replace each example's whole condition by the declared nulls with probability p (CFG condition dropout).
 
-    Integer tensors become NULL_LABEL, floating tensors become zeros; shapes [B, ...].
+    One draw per example [B] decides for all its entries together (Ho & Salimans 2022, Algorithm 1).
     """
     if p <= 0 or not cond:
         return cond
     first = next(iter(cond.values()))
     drop = torch.rand(first.shape[0], generator=generator, device=first.device) < p
-    out = {}
-    for key, value in cond.items():
-        null = torch.full_like(value, NULL_LABEL) if not value.is_floating_point() else torch.zeros_like(value)
-        out[key] = torch.where(append_dims(drop, value.ndim), null, value)
-    return out
+    nulls = null_cond(cond, specs)
+    return {key: torch.where(append_dims(drop, value.ndim), nulls[key], value) for key, value in cond.items()}

@@ -35,6 +35,8 @@ class DenoisingLoss:
         x0: Tensor,
         cond: Cond | None = None,
         generator: Generator | None = None,
+        *,
+        weight: Tensor | None = None,  # per-element weight [B,*S] or broadcastable; None = 1 (see types.Loss)
         sigma: Tensor | None = None,
         noise: Tensor | None = None,  # pre-drawn ε [B,*S], e.g. this rank's share of a draw for the global batch
     ) -> Tensor:
@@ -46,12 +48,15 @@ class DenoisingLoss:
         else:  # the σ-frame: x = x0 + σ·ε
             x = x0 + append_dims(sigma, x0.ndim) * noise.to(device=x0.device, dtype=x0.dtype)
         denoised = denoiser(x, sigma, cond)
-        return self.weighting(sigma) * mean_flat((denoised.float() - x0.float()) ** 2)
+        error = (denoised.float() - x0.float()) ** 2
+        if weight is not None:
+            error = weight.to(device=error.device, dtype=error.dtype) * error
+        return self.weighting(sigma) * mean_flat(error)
 
-    def draw(self, n: int, shape: tuple[int, ...], *, generator: Generator | None = None) -> tuple[Tensor, Tensor]:
+    def draw(self, n: int, shape: tuple[int, ...], *, generator: Generator | None = None) -> dict[str, Tensor]:
         """σ [n] and ε [n,*shape] on the CPU, in the order __call__ would use them for a batch of n."""
         sigma = self.sigma_density(n, device="cpu", generator=generator)
-        return sigma, torch.randn((n, *shape), generator=generator)
+        return {"sigma": sigma, "noise": torch.randn((n, *shape), generator=generator)}
 
 
 class MaskedNELBO:
@@ -90,6 +95,8 @@ class MaskedNELBO:
         x0: Tensor,
         cond: Cond | None = None,
         generator: Generator | None = None,
+        *,
+        weight: Tensor | None = None,  # per-token weight [B,L] or broadcastable; None = 1 (see types.Loss)
         t: Tensor | None = None,
     ) -> Tensor:
         if t is None:
@@ -100,8 +107,10 @@ class MaskedNELBO:
         token_ll = log_probs.float().gather(-1, x0[..., None]).squeeze(-1)
         masked = x == self.process.mask_id  # type: ignore[attr-defined]
         nll = torch.where(masked, -token_ll, torch.zeros_like(token_ll))
-        weight = ((1 - self.t_min) * dsigma / torch.expm1(sigma)).float()
-        return weight * nll.reshape(x0.shape[0], -1).mean(dim=1)
+        if weight is not None:
+            nll = weight.to(device=nll.device, dtype=nll.dtype) * nll
+        time_weight = ((1 - self.t_min) * dsigma / torch.expm1(sigma)).float()
+        return time_weight * nll.reshape(x0.shape[0], -1).mean(dim=1)
 
     @torch.no_grad()
     def evaluate(

@@ -95,6 +95,7 @@ class DiT(nn.Module):
         if positions == "rotary" and (dim // heads) % 2:
             raise ValueError(f"DiT: rotary positions need an even head dim, got {dim // heads}")
         self.vocab_size, self.seq_len = vocab_size, seq_len
+        self.cond_keys: frozenset[str] = frozenset()  # reads no condition entries (no encoder slot yet)
         self.tok = nn.Embedding(vocab_size, dim)
         self.pos = None
         if positions == "learned":

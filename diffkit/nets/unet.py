@@ -1,15 +1,16 @@
 """N-d UNet backbone net(x, c_noise, cond) -> Tensor: 2-d for images, 1-d for audio and trajectories.
 
-It knows nothing about diffusion: c_noise is whatever scalar a preconditioner passes (e.g. ln(σ)/4).
+It knows nothing about diffusion: c_noise is whatever scalar a preconditioner passes (e.g. ln(σ)/4). Nor does it
+know condition entries: it reads them only through the conditioning encoders it is given (diffkit.nets.encoders).
 
 References:
     Ronneberger et al. 2015 (U-Net); Ho et al. 2020 and Dhariwal & Nichol 2021 (diffusion UNet/ADM);
-    Ho & Salimans 2022 (a learned null label for classifier-free guidance).
+    Perez et al. 2018 (FiLM: condition embeddings modulate the residual blocks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from diffkit.nets.layers import AttentionBlock, FourierEmbedding, ResBlock, conv
 
 
 class UNet(nn.Module):
-    """UNet over [B,C,T] (dims=1) or [B,C,H,W] (dims=2) with noise and optional class-label embeddings."""
+    """UNet over [B,C,T] (dims=1) or [B,C,H,W] (dims=2) with a noise embedding and optional condition encoders."""
 
     def __init__(
         self,
@@ -32,25 +33,26 @@ class UNet(nn.Module):
         num_res_blocks: int = 2,  # residual blocks per level on the way down
         attn_levels: Sequence[int] = (),  # levels (0 = full resolution) with self-attention
         num_heads: int = 4,
-        num_classes: int | None = None,  # class-label conditioning; label < 0 = no label (CFG null)
         dropout: float = 0.0,
         emb_dim: int | None = None,  # embedding width; default 4 × channels
-        known_channels: bool = False,  # also read cond["known"], cond["mask"] as input channels (learned inpainting)
+        embeddings: Mapping[str, Callable[[int], nn.Module]] | None = None,  # emb_dim -> encoder(cond, B) -> [B,E]
+        inputs: Callable[[int], nn.Module] | None = None,  # in_channels -> encoder(x, cond) feeding the stem
     ) -> None:
         super().__init__()
-        self.in_channels, self.dims, self.num_classes = in_channels, dims, num_classes
-        self.known_channels = known_channels
+        self.in_channels, self.dims = in_channels, dims
         self.out_channels = out_channels or in_channels
         self.num_levels = len(channel_mult)
         emb_dim = emb_dim or 4 * channels
         self.noise_embed = nn.Sequential(
             FourierEmbedding(channels), nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-        # Index num_classes is the learned "no label" embedding.
-        self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
-
-        # Learned inpainting (Saharia et al. 2022, Palette): [x, known·mask, mask] stacked on the channel axis.
-        self.stem = conv_nd(dims, in_channels * (3 if known_channels else 1), channels, 3, padding=1)
+        self.embeddings = nn.ModuleDict({name: make(emb_dim) for name, make in (embeddings or {}).items()})
+        self.inputs = inputs(in_channels) if inputs is not None else None
+        stem_channels = self.inputs.out_channels if self.inputs is not None else in_channels
+        self.stem = conv_nd(dims, stem_channels, channels, 3, padding=1)
+        # The condition entries this net reads (the model checks that every declared entry has a reader).
+        encoders = [*self.embeddings.values(), *([self.inputs] if self.inputs is not None else [])]
+        self.cond_keys = frozenset(key for encoder in encoders for key in encoder.keys)
         self.down, skips, ch = nn.ModuleList(), [channels], channels
         for level, mult in enumerate(channel_mult):
             for _ in range(num_res_blocks):
@@ -92,30 +94,16 @@ class UNet(nn.Module):
             )
 
     def embed(self, c_noise: Tensor, cond: Mapping[str, Tensor] | None, batch: int) -> Tensor:
-        """Noise embedding plus the label (or null-label) embedding: [B, emb_dim]."""
+        """Noise embedding plus every embedding encoder's output (its learned null where the entry is null)."""
         emb = self.noise_embed(c_noise.reshape(-1).expand(batch))
-        if self.label_embed is not None:
-            labels = cond.get("label") if cond else None
-            null = torch.full((batch,), self.num_classes, dtype=torch.long, device=emb.device)
-            labels = null if labels is None else torch.where(labels < 0, null, labels.long())
-            emb = emb + self.label_embed(labels)
+        for encoder in self.embeddings.values():
+            emb = emb + encoder(cond, batch)
         return F.silu(emb)
-
-    def known_inputs(self, x: Tensor, cond: Mapping[str, Tensor] | None) -> Tensor:
-        """x with the known entries and their mask (1 = known) appended; no mask given = nothing known."""
-        mask = cond.get("mask") if cond else None
-        if mask is None:
-            return torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], dim=1)
-        known = cond.get("known")
-        if known is None:
-            raise ValueError("UNet: cond has a 'mask' but no 'known' entries to go with it")
-        mask = mask.to(x.dtype).expand_as(x)
-        return torch.cat([x, known.to(x.dtype) * mask, mask], dim=1)
 
     def forward(self, x: Tensor, c_noise: Tensor, cond: Mapping[str, Tensor] | None = None) -> Tensor:
         self._check(x)
         emb = self.embed(c_noise, cond, x.shape[0])
-        h = self.stem(self.known_inputs(x, cond) if self.known_channels else x)
+        h = self.stem(self.inputs(x, cond) if self.inputs is not None else x)
         hs = [h]
         for blocks in self.down:
             for block in blocks:

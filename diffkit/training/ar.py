@@ -1,6 +1,6 @@
-"""ARModule: the autoregressive baseline for the text modality, same backbone and budget as the masked diffusion LM.
+"""ARModule: the autoregressive baseline of a masked diffusion LM over ids [B,L], same backbone, data and budget.
 
-    module = ARModule(net=DiT(128, 128, causal=True), modality=TextModality(...), optimizer=partial(AdamW, lr=1e-3))
+    module = ARModule(net=DiT(128, 128, causal=True), modality=modality, optimizer=partial(AdamW, lr=1e-3))
 
 A separate LightningModule rather than a DiffusionModule variant: next-token likelihood has no noise level, no
 process and no denoiser over σ, so folding it in would need if-branches in every method. It keeps the parts that
@@ -41,7 +41,7 @@ class ARModule(L.LightningModule):
         modality: Modality,
         optimizer: Callable[..., Optimizer],
         lr_scheduler: Callable[..., LRScheduler] | None = None,
-        start_id: int = 0,  # start token fed before the first position ([MASK] in the text tokenizer)
+        start_id: int = 0,  # start token fed before the first position (the modality's mask id: never data)
         sample_steps: int = 1,  # unused by AR sampling (one step per token); kept for the sampling CLI
         ema_decay: float = 0.999,
         compile_training: bool = False,  # torch.compile the training loss (after the first, FLOP-counting step)
@@ -53,6 +53,8 @@ class ARModule(L.LightningModule):
         self.resolved_config: dict | None = None
         self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
         self.train_loss = CompiledLoss(self.nll, enabled=compile_training)
+
+    guided = False  # no guidance: a sampling request's guidance_scale has nothing to act on
 
     def nll(self, net: nn.Module, x0: Tensor) -> Tensor:
         """Per-example negative log-likelihood in nats/token [B]: -1/L Σ_l log p(x_l | x_<l)."""

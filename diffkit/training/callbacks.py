@@ -1,4 +1,4 @@
-"""Callbacks: sample grids / audio / text to disk and the logger, and periodic modality metrics.
+"""Callbacks: decoded samples to disk and the logger (through the modality), and periodic modality metrics.
 
 References:
     lightning-hydra-template callbacks; k-diffusion train.py (demo grids and FID during training).
@@ -50,11 +50,12 @@ class SampleLogger(L.Callback):
         if not _due(trainer, self.every_n_epochs):
             return
         generator = torch.Generator().manual_seed(self.seed)  # the same noise every time: progress is visible
-        cond = pl_module.modality.example_cond(self.n, device=pl_module.device)
-        samples = pl_module.sample(self.n, cond, steps=self.steps, generator=generator)
+        request = pl_module.modality.request(self.n)  # the modality's showcase request
+        samples = pl_module.sample(self.n, request.cond, known=request.known, mask=request.mask, steps=self.steps,
+                                   generator=generator)  # fmt: skip
         decoded = pl_module.modality.decode(samples)
         out_dir = self.out_dir or str(Path(trainer.default_root_dir) / "samples")
-        pl_module.modality.log_samples(decoded, None, trainer.global_step, out_dir)  # PNG / WAV / table on disk
+        pl_module.modality.log_samples(decoded, None, trainer.global_step, out_dir)  # files on disk
         for logger in trainer.loggers:  # and to every dashboard (wandb, tensorboard) that takes media
             pl_module.modality.log_samples(decoded, logger, trainer.global_step, None)
 

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from diffkit.core.samplers.likelihood import bits_per_dim, dequantize, pf_ode_log_likelihood
-from diffkit.core.types import Cond, Denoiser
-from diffkit.modalities.base import Evaluator
+from diffkit.core.types import Cond
+from diffkit.modalities.base import Evaluator, Hold
 from diffkit.training.distributed import gather_cat, rank_and_world
 from diffkit.training.module import DiffusionModule
 from diffkit.training.progress import track_slices
@@ -33,24 +33,20 @@ def evaluate(
     schedule: Callable[[int], Tensor] | None = None,  # σ grid; None = the module's
     seed: int = 0,
     batch_size: int = 500,  # examples per sampler call, bounds memory
-    inpaint: bool = True,  # also score inpainting (extra sampling)
-    inpaint_method: Callable[..., Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser; None = module's
+    inpaint: bool = True,  # also score sampling with given entries (the evaluator's inpaint_fn)
+    hold: Hold | None = None,  # how given entries are held; None = the model's conditioning
+    guidance_scale: float | None = None,  # None = the model's
 ) -> dict[str, float]:
     """Score `module` with EMA weights; sampling is seeded, so two calls give the same numbers."""
     generator = torch.Generator().manual_seed(seed)
     device = module.device
+    options = {"steps": steps, "sampler": sampler, "schedule": schedule, "generator": generator,
+               "guidance_scale": guidance_scale}  # fmt: skip
 
     def sample_fn(n: int, cond: Cond | None) -> Tensor:
         return torch.cat(
             [
-                module.sample(
-                    sl.stop - sl.start,
-                    _part(cond, sl, device),
-                    steps=steps,
-                    sampler=sampler,
-                    schedule=schedule,
-                    generator=generator,
-                ).cpu()
+                module.sample(sl.stop - sl.start, _part(cond, sl, device), **options).cpu()
                 for sl in track_slices(_slices(n, batch_size), "evaluation: sampling")
             ]
         )
@@ -61,14 +57,11 @@ def evaluate(
                 module.sample(
                     sl.stop - sl.start,
                     _part(cond, sl, device),
-                    steps=steps,
-                    sampler=sampler,
-                    schedule=schedule,
-                    generator=generator,
                     known=known[sl].to(device),
                     mask=mask[sl].to(device),
-                    inpaint=inpaint_method,
-                ).cpu()
+                    hold=hold,
+                    **options,
+                ).cpu()  # fmt: skip
                 for sl in track_slices(_slices(known.shape[0], batch_size), "evaluation: inpainting")
             ]
         )
@@ -84,10 +77,10 @@ def evaluate(
 def showcase(
     module: DiffusionModule, out_dir: str, *, n: int = 100, steps: int | None = None, seed: int = 0, name: str = "final"
 ) -> None:
-    """Decode n seeded EMA samples and save them through the modality (grid PNG / WAV / table) under out_dir."""
+    """Decode n seeded EMA samples of the modality's showcase request and save them through it under out_dir."""
     generator = torch.Generator().manual_seed(seed)
-    cond = module.modality.example_cond(n, device=module.device)
-    samples = module.sample(n, cond, steps=steps, generator=generator)
+    request = module.modality.request(n)
+    samples = module.sample(n, request.cond, known=request.known, mask=request.mask, steps=steps, generator=generator)
     module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=f"{out_dir}/{name}")
 
 

@@ -2,7 +2,10 @@
 
     module = DiffusionModule(denoiser=EDMPrecond(UNet(1)), process=GaussianProcess(), loss=DenoisingLoss(...),
                              modality=ImageModality(), sampler=sample_heun, schedule=partial(karras_sigmas, ...),
-                             optimizer=partial(torch.optim.AdamW, lr=2e-4))
+                             optimizer=partial(torch.optim.AdamW, lr=2e-4), conditioning=[GivenEntries(replace)])
+
+It knows no modality: batches become (x0, cond) through the modality, conditions pass through the conditioning
+components in order (modalities/base.py), and the loss, process and sampler come from diffkit.core.
 
 References:
     lightning-hydra-template (objects in, configs at the edge); Karras et al. 2022 (EMA evaluation).
@@ -19,15 +22,36 @@ from torch import Generator, Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from diffkit.core.guidance import drop_cond, replace, replace_tokens, with_known
-from diffkit.core.types import Cond, Denoiser, Process
-from diffkit.modalities.base import Modality
+from diffkit.core.types import Cond, Loss, PredrawnLoss, Process
+from diffkit.modalities.base import (
+    Conditioning,
+    Guided,
+    Hold,
+    Modality,
+    SamplingState,
+    TrainingExample,
+    declared_specs,
+)
 from diffkit.training.compiled import CompiledLoss
 from diffkit.training.ema import EMA
 from diffkit.training.flops import count_flops_once
 
 CONFIG_KEY = "diffkit_config"  # checkpoint key holding the resolved run config (a plain dict)
 RNG_KEY = "diffkit_rng_state"  # checkpoint key holding the global CPU RNG state (uint8 tensor)
+
+
+def check_readers(denoiser: nn.Module, entries: Sequence[str]) -> None:
+    """Every declared condition entry has a reader in the backbone (its `cond_keys`), else a clear ValueError."""
+    net = getattr(denoiser, "net", denoiser)
+    reads = getattr(net, "cond_keys", None)
+    if reads is None:  # a backbone that does not declare what it reads is trusted
+        return
+    unread = sorted(set(entries) - set(reads))
+    if unread:
+        raise ValueError(
+            f"the backbone {type(net).__name__} has no encoder for the condition entries {unread} (it reads "
+            f"{sorted(reads)}); add one to the backbone's embeddings/inputs, or drop the conditioning producing them"
+        )
 
 
 class DiffusionModule(L.LightningModule):
@@ -37,53 +61,61 @@ class DiffusionModule(L.LightningModule):
         self,
         denoiser: nn.Module,
         process: Process,
-        loss: Callable[..., Tensor],
+        loss: Loss,
         modality: Modality,
         sampler: Callable[..., Tensor],
         schedule: Callable[[int], Tensor],
         optimizer: Callable[..., Optimizer],
         lr_scheduler: Callable[..., LRScheduler] | None = None,
-        guidance: Sequence[Callable[..., Denoiser]] = (),
+        conditioning: Sequence[Conditioning] = (),  # applied in order (base.Conditioning)
         sample_steps: int = 32,  # default grid size for sample()
         ema_decay: float = 0.999,  # per-step EMA decay of the evaluation weights
-        cond_dropout: float = 0.0,  # probability of dropping the condition (classifier-free guidance training)
         seed: int = 0,  # training noise of step k is drawn from a generator seeded by (seed, k)
-        inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,  # (denoiser, known, mask) -> denoiser
-        inpaint_sampler: Callable[..., Tensor] | None = None,  # sampler when known entries are given; None = sampler
-        train_masks: Callable[[Tensor, Generator], Tensor] | None = None,  # learned inpainting: (x0, gen) -> mask
         compile_training: bool = False,  # torch.compile the training loss (after the first, FLOP-counting step)
     ) -> None:
         super().__init__()
         if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
             raise TypeError(f"DiffusionModule: sample_steps must be a positive int, got {sample_steps!r}")
-        if not 0.0 <= float(cond_dropout) < 1.0:
-            raise ValueError(f"DiffusionModule: cond_dropout must be in [0, 1), got {cond_dropout!r}")
         self.denoiser = denoiser
         self.ema = EMA(denoiser, decay=ema_decay)
         self.process, self.loss, self.modality = process, loss, modality
-        self.sampler, self.schedule, self.guidance = sampler, schedule, tuple(guidance)
+        self.sampler, self.schedule, self.conditioning = sampler, schedule, tuple(conditioning)
+        self.cond_specs = declared_specs(modality, self.conditioning)
+        check_readers(denoiser, list(self.cond_specs))
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
-        self.sample_steps, self.cond_dropout, self.seed = sample_steps, cond_dropout, int(seed)
-        self.inpaint, self.inpaint_sampler, self.train_masks = inpaint, inpaint_sampler, train_masks
+        self.sample_steps, self.seed = sample_steps, int(seed)
         self.train_loss = CompiledLoss(self.loss, enabled=compile_training)
         self.resolved_config: dict | None = None  # set by diffkit.config; saved into every checkpoint
         self.flops_per_batch: int | None = None  # set on the first training step (ThroughputMonitor)
 
+    @property
+    def guided(self) -> bool:
+        """Whether a sampling request's guidance_scale has a component to act on."""
+        return any(isinstance(c, Guided) for c in self.conditioning)
+
     # -- training -------------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         x0, cond = self.modality.encode(batch)
-        generator, draws = self._training_draws(x0, batch_idx)  # draws: σ, ε if the loss can take them, else generator
-        cond = drop_cond(self._known_cond(x0, cond, generator), self.cond_dropout, generator)
+        generator, draws = self._training_draws(x0, batch_idx)  # draws: σ, ε if the loss predraws, else generator
+        example = self._example(x0, cond, generator, training=True)
+        args = (self.denoiser, example.x0, example.cond)
         if self.flops_per_batch is None:  # the first step runs eagerly: it counts FLOPs for the ThroughputMonitor
             with count_flops_once(self):
-                loss = self.loss(self.denoiser, x0, cond, **draws).mean()
+                loss = self.loss(*args, weight=example.weight, **draws).mean()
         else:
-            loss = self.train_loss(x0.shape[0], self.denoiser, x0, cond, **draws).mean()
+            loss = self.train_loss(example.x0.shape[0], *args, weight=example.weight, **draws).mean()
         mean_loss = self._rank_mean(loss.detach())  # the same number on every rank, so all ranks stop together
         if not torch.isfinite(mean_loss):
             raise FloatingPointError(f"non-finite training loss ({mean_loss.item()}) at global step {self.global_step}")
-        self.log("train/loss", mean_loss, prog_bar=True, batch_size=x0.shape[0])
+        self.log("train/loss", mean_loss, prog_bar=True, batch_size=example.x0.shape[0])
         return loss
+
+    def _example(self, x0: Tensor, cond: Cond, generator: Generator, *, training: bool) -> TrainingExample:
+        """The modality's (x0, cond) after every conditioning component's training stage, in order."""
+        example = TrainingExample(x0, cond, None, self.cond_specs, training)
+        for component in self.conditioning:
+            example = component.train(example, generator)
+        return example
 
     def _training_draws(self, x0: Tensor, batch_idx: int) -> tuple[Generator, dict[str, Any]]:
         """This rank's share [rank::world] of σ, ε drawn for the whole global batch, seeded by (seed, step, micro).
@@ -101,13 +133,12 @@ class DiffusionModule(L.LightningModule):
             )
         key = (self.seed, self.global_step, batch_idx % accumulate)  # micro-batches of one step differ
         generator = torch.Generator(device=x0.device).manual_seed(hash((*key, rank)) % 2**62)
-        draw = getattr(self.loss, "draw", None)
-        if draw is None:  # a loss without draw() (e.g. MaskedNELBO) uses the per-step, per-rank generator itself
+        if not isinstance(self.loss, PredrawnLoss):  # e.g. MaskedNELBO: draws from the per-step, per-rank generator
             return generator, {"generator": generator}
         global_gen = torch.Generator().manual_seed(hash(key) % 2**62)
-        sigma, noise = draw(x0.shape[0] * world, tuple(x0.shape[1:]), generator=global_gen)
+        draws = self.loss.draw(x0.shape[0] * world, tuple(x0.shape[1:]), generator=global_gen)
         # The loss gets tensors only, so a compiled loss is not handed a new Generator object every step.
-        return generator, {"sigma": sigma[rank::world].to(x0.device), "noise": noise[rank::world].to(x0.device)}
+        return generator, {name: value[rank::world].to(x0.device) for name, value in draws.items()}
 
     def _rank_mean(self, value: Tensor) -> Tensor:
         if self._trainer is None or self.trainer.world_size == 1:
@@ -132,27 +163,21 @@ class DiffusionModule(L.LightningModule):
         self.ema.update(self.denoiser)
 
     # -- evaluation -----------------------------------------------------------------------------------------
-    def _known_cond(self, x0: Tensor, cond: Cond, generator: Generator) -> Cond:
-        """With train_masks: add {"known", "mask"} (1 = known; an all-zero row = nothing known) to the condition."""
-        if self.train_masks is None:
-            return cond
-        mask = self.train_masks(x0, generator).to(x0.dtype)
-        return {**cond, "known": x0 * mask, "mask": mask}
-
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        x0, cond = self.modality.encode(batch)
-        # A fixed generator per batch makes the validation loss comparable across epochs.
-        generator = torch.Generator(device=x0.device).manual_seed(batch_idx)
-        cond = self._known_cond(x0, cond, generator)
-        loss = self.loss(self.ema.module, x0, cond, generator=generator).mean()
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=x0.shape[0])
+        loss, size = self._scored_loss(batch, batch_idx)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        loss, size = self._scored_loss(batch, batch_idx)
+        self.log("test/loss", loss, sync_dist=True, batch_size=size)
+
+    def _scored_loss(self, batch: Mapping[str, Any], batch_idx: int) -> tuple[Tensor, int]:
+        """The loss under EMA weights and the batch size; a fixed generator per batch makes it comparable."""
         x0, cond = self.modality.encode(batch)
         generator = torch.Generator(device=x0.device).manual_seed(batch_idx)
-        cond = self._known_cond(x0, cond, generator)
-        loss = self.loss(self.ema.module, x0, cond, generator=generator).mean()
-        self.log("test/loss", loss, sync_dist=True, batch_size=x0.shape[0])
+        example = self._example(x0, cond, generator, training=False)
+        loss = self.loss(self.ema.module, example.x0, example.cond, generator=generator, weight=example.weight)
+        return loss.mean(), x0.shape[0]
 
     # -- sampling -------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -169,35 +194,37 @@ class DiffusionModule(L.LightningModule):
         mask: Tensor | None = None,
         use_ema: bool = True,
         callback: Callable[[dict], None] | None = None,
-        inpaint: Callable[[Denoiser, Tensor, Tensor], Denoiser] | None = None,
+        hold: Hold | None = None,
+        guidance_scale: float | None = None,
     ) -> Tensor:
-        """Draw n examples [n,*S] in model space; with known/mask (1 = keep) inpaint / infill.
+        """Draw n examples [n,*S] in model space; known/mask (1 = given) are held exactly (e.g. inpainting).
 
-        Conditioning on known entries uses `inpaint` (else the module's, else replacement / replace_tokens) and
-        `sampler`, else the module's inpaint_sampler (e.g. RePaint resampling), else its sampler. A module trained
-        with train_masks also hands known/mask to the network, inside any guidance (learned inpainting).
+        The conditioning components decide how: e.g. GivenEntries wraps the denoiser with `hold` (else its own) and
+        may pick its own sampler (RePaint); an explicit `sampler` wins. guidance_scale overrides a guided component's.
         """
-        denoiser: Denoiser = self.ema.module if use_ema else self.denoiser
-        given = known is not None and mask is not None
-        if given:
-            known, mask = known.to(self.device), mask.to(self.device)
-        if given and self.train_masks is not None:
-            denoiser = with_known(denoiser, known, mask)  # the net reads them, inside any guidance
-        for wrap in self.guidance:
-            denoiser = wrap(denoiser)
-        discrete = self.modality.kind == "discrete"
-        if given:
-            inpaint = inpaint or self.inpaint or (replace_tokens if discrete else replace)
-            denoiser = inpaint(denoiser, known, mask)
-            sampler = sampler or self.inpaint_sampler
-        sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(self.device)
-        shape = (n, *self.modality.example_shape())
-        x = self.process.prior(shape, device=self.device, generator=generator, sigma=float(sigmas[0]))
-        if discrete and given:
-            x = torch.where(mask.to(torch.bool), known.to(x.dtype), x)  # given tokens are visible from the start
-        x = (sampler or self.sampler)(denoiser, x, sigmas, cond=cond, generator=generator, callback=callback)
-        if given:
-            x = torch.where(mask.to(torch.bool), known.to(x.dtype), x)  # exact on known entries
+        if guidance_scale is not None and not self.guided:
+            raise ValueError("guidance_scale needs a model trained with classifier-free guidance (ClassifierFree)")
+        device = self.device
+        sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(device)
+        x = self.process.prior((n, *self.modality.example_shape()), device=device, generator=generator,
+                               sigma=float(sigmas[0]))  # fmt: skip
+        state = SamplingState(
+            denoiser=self.ema.module if use_ema else self.denoiser,
+            x=x,
+            cond=None if cond is None else {key: value.to(device) for key, value in cond.items()},
+            known=None if known is None else known.to(device),
+            mask=None if mask is None else mask.to(device),
+            specs=self.cond_specs,
+            sampler=sampler,
+            hold=hold,
+            guidance_scale=guidance_scale,
+        )
+        for component in self.conditioning:
+            state = component.prepare(state)
+        x = (state.sampler or self.sampler)(state.denoiser, state.x, sigmas, cond=state.cond, generator=generator,
+                                            callback=callback)  # fmt: skip
+        for component in self.conditioning:
+            x = component.finish(x, state)
         return x
 
     # -- optimisation and checkpoints -----------------------------------------------------------------------

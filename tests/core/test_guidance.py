@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from gmm import FullCovGaussian
 
-from diffkit.core.guidance import NULL_LABEL, cfg, drop_cond, reconstruction_guidance, replace
+from diffkit.core.guidance import cfg, drop_cond, null_cond, reconstruction_guidance, replace
 from diffkit.core.samplers.gaussian import sample_euler_ancestral, sample_heun
 from diffkit.core.schedules import karras_sigmas
+from diffkit.core.types import CondSpec
 
 
 def _labelled_denoiser(x, sigma, cond=None):
@@ -44,26 +47,45 @@ def test_guidance_wrappers_compose() -> None:
     assert torch.equal(out[mask.bool()], torch.zeros(2))
 
 
-def test_drop_cond() -> None:
+SPECS = {"label": CondSpec("label", (), torch.long, -1), "emb": CondSpec("emb", (3,), torch.float32, float("nan"))}
+
+
+def test_drop_cond_uses_the_declared_nulls() -> None:
     g = torch.Generator().manual_seed(0)
     cond = {"label": torch.arange(10_000) % 10, "emb": torch.ones(10_000, 3)}
-    out = drop_cond(cond, 0.2, g)
-    dropped = out["label"] == NULL_LABEL
+    out = drop_cond(cond, 0.2, g, specs=SPECS)
+    dropped = out["label"] == -1
     assert abs(dropped.float().mean().item() - 0.2) < 0.02
-    assert torch.equal(out["emb"][dropped], torch.zeros(int(dropped.sum()), 3))  # same examples, all keys
-    assert torch.equal(out["label"][~dropped], cond["label"][~dropped])
-    assert drop_cond(cond, 0.0) is cond
-    everything = drop_cond(cond, 1.0, g)
-    assert bool((everything["label"] == -1).all()) and not bool(everything["emb"].any())
+    assert bool(out["emb"][dropped].isnan().all()) and torch.equal(SPECS["emb"].is_null(out["emb"]), dropped)
+    assert torch.equal(out["label"][~dropped], cond["label"][~dropped])  # same examples, all keys
+    assert drop_cond(cond, 0.0, specs=SPECS) is cond
+    everything = drop_cond(cond, 1.0, g, specs=SPECS)
+    assert bool((everything["label"] == -1).all()) and bool(everything["emb"].isnan().all())
     assert torch.equal(cond["label"], torch.arange(10_000) % 10)  # the input is not modified
+    with pytest.raises(KeyError, match="no declared null"):  # never a null guessed from the dtype
+        drop_cond({"other": torch.zeros(4)}, 0.5, g, specs=SPECS)
 
 
 def test_drop_cond_is_reproducible_with_a_generator() -> None:
     cond = {"label": torch.arange(64)}
-    a = drop_cond(cond, 0.5, torch.Generator().manual_seed(1))["label"]
-    b = drop_cond(cond, 0.5, torch.Generator().manual_seed(1))["label"]
-    c = drop_cond(cond, 0.5, torch.Generator().manual_seed(2))["label"]
+    a = drop_cond(cond, 0.5, torch.Generator().manual_seed(1), specs=SPECS)["label"]
+    b = drop_cond(cond, 0.5, torch.Generator().manual_seed(1), specs=SPECS)["label"]
+    c = drop_cond(cond, 0.5, torch.Generator().manual_seed(2), specs=SPECS)["label"]
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_cfg_with_declared_nulls_builds_the_unconditional_branch_from_the_condition() -> None:
+    seen: list[dict] = []
+
+    def net(x: torch.Tensor, sigma: torch.Tensor, cond=None) -> torch.Tensor:
+        seen.append(dict(cond or {}))
+        return x
+
+    guided = cfg(net, 2.0, partial(null_cond, specs=SPECS))
+    guided(torch.zeros(2, 1), torch.ones(2), {"label": torch.tensor([3, 4])})
+    assert seen[0]["label"].tolist() == [-1, -1] and seen[1]["label"].tolist() == [3, 4]
+    guided(torch.zeros(2, 1), torch.ones(2), None)  # nothing to guide towards: one call without a condition
+    assert seen[2] == {}
 
 
 def _correlated_gaussian_inpainting(steps: int, rho: float = 0.9, n: int = 4000):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from gmm import gaussian_denoiser
@@ -96,3 +98,42 @@ def test_loss_draws_sigmas_from_the_density_and_applies_the_weighting() -> None:
     torch.testing.assert_close(out, torch.zeros(5))  # perfect denoiser of all-zero data
     out = loss(lambda x, sig, c=None: torch.ones_like(x), x0)
     torch.testing.assert_close(out, torch.full((5,), 3.0))  # unit error times the weighting
+
+
+def test_per_element_weight_masks_entries_and_defaults_to_one() -> None:
+    """weight multiplies each element's error: 0 leaves an entry out, None is the unweighted loss (bit for bit)."""
+    loss = DenoisingLoss(GaussianProcess(), log_normal, W.unit_weight)
+    x0, sigma, noise = torch.zeros(3, 4), torch.ones(3), torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+
+    def wrong_on_the_first_entry(x, sig, c=None):
+        return torch.zeros_like(x).index_fill(1, torch.tensor([0]), 2.0)
+
+    plain = loss(wrong_on_the_first_entry, x0, sigma=sigma, noise=noise)
+    torch.testing.assert_close(plain, torch.full((3,), 1.0))  # error 4 on one entry of four
+    assert torch.equal(loss(wrong_on_the_first_entry, x0, sigma=sigma, noise=noise, weight=None), plain)
+    weight = torch.tensor([0.0, 1.0, 1.0, 1.0])  # broadcast over the batch
+    torch.testing.assert_close(loss(wrong_on_the_first_entry, x0, sigma=sigma, noise=noise, weight=weight),
+                               torch.zeros(3))  # fmt: skip
+
+
+def test_both_losses_satisfy_the_loss_protocols() -> None:
+    from diffkit.core.losses import MaskedNELBO
+    from diffkit.core.processes import MaskingProcess
+    from diffkit.core.schedules import loglinear_noise
+    from diffkit.core.types import PredrawnLoss
+
+    denoising = DenoisingLoss(GaussianProcess(), log_normal, W.unit_weight)
+    draws = denoising.draw(4, (2, 3), generator=torch.Generator().manual_seed(0))
+    assert isinstance(denoising, PredrawnLoss) and set(draws) == {"sigma", "noise"}
+    assert draws["noise"].shape == (4, 2, 3) and draws["sigma"].shape == (4,)
+    nelbo = MaskedNELBO(MaskingProcess(mask_id=0), loglinear_noise)
+    assert not isinstance(nelbo, PredrawnLoss)  # draws t and masks from the generator it is given
+    ids = torch.randint(1, 5, (2, 6), generator=torch.Generator().manual_seed(0))
+
+    def uniform(x, sig, c=None):
+        return torch.full((*x.shape, 5), -math.log(5.0))
+
+    g = torch.Generator().manual_seed(1)
+    full = nelbo(uniform, ids, generator=torch.Generator().manual_seed(1))
+    half = nelbo(uniform, ids, generator=g, weight=torch.tensor([1.0, 1, 1, 0, 0, 0]))
+    assert bool((half <= full).all()) and bool((half < full).any())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffkit.modalities.base import DataError, Request
 from diffkit.modalities.image.adapter import ImageModality, make_grid, save_grid
 from diffkit.modalities.image.data import DigitsDataModule
 from diffkit.modalities.image.datasets import load_digits_split, prepare_digits, to_model_space, to_pixels
@@ -88,9 +89,26 @@ def test_adapter_encode_validates_and_conditions() -> None:
     assert torch.equal(cond["label"], batch["label"])
     with pytest.raises(ValueError, match=r"\(4, 1, 16, 16\).*\[B, 1, 8, 8\]"):
         ImageModality().encode({"image": torch.zeros(4, 1, 16, 16), "label": torch.arange(4)})
-    assert ImageModality(num_classes=10).null_cond(3, "cpu")["label"].tolist() == [-1, -1, -1]
-    assert ImageModality(num_classes=10).example_cond(12, "cpu")["label"].tolist()[9:] == [9, 0, 1]
-    assert ImageModality().example_cond(12, "cpu") is None
+    (spec,) = ImageModality(num_classes=10).cond_specs()
+    assert (spec.name, spec.dtype, spec.null) == ("label", torch.long, -1) and ImageModality().cond_specs() == ()
+    assert ImageModality(num_classes=10).request(12).cond["label"].tolist()[9:] == [9, 0, 1]
+    assert ImageModality(num_classes=10).request(3, label=7).cond["label"].tolist() == [7, 7, 7]
+    assert ImageModality().request(12) == Request()
+    with pytest.raises(DataError, match="class-conditional"):
+        ImageModality().request(2, label=1)
+
+
+def test_a_request_with_a_known_image_holds_its_visible_half(tmp_path: Path) -> None:
+    from PIL import Image
+
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    request = ImageModality().request(3, known=str(tmp_path / "digit.png"), hide="bottom")
+    assert request.known.shape == request.mask.shape == (3, 1, 8, 8)
+    assert bool((request.mask[..., :4, :] == 1).all()) and not bool(request.mask[..., 4:, :].any())
+    torch.testing.assert_close(request.known[1, 0, :4], torch.from_numpy(pixels[:4]).float() / 127.5 - 1)
+    with pytest.raises(DataError, match="8x8"):
+        ImageModality(size=28).request(1, known=str(tmp_path / "digit.png"))
 
 
 def test_grid_and_png(tmp_path: Path) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
+from diffkit.nets.encoders import KnownChannels, LabelEmbedding
 from diffkit.nets.unet import UNet
+
+LABELS = {"label": partial(LabelEmbedding, num_classes=10)}  # the class-conditional encoder slot
 
 
 def _perturb(net: torch.nn.Module, seed: int = 0) -> None:
@@ -48,7 +53,8 @@ def test_learns_a_fixed_batch() -> None:
 
 def test_conditioning_on_noise_and_labels() -> None:
     torch.manual_seed(0)
-    net = UNet(1, channels=16, channel_mult=(1, 2), num_res_blocks=1, num_classes=10)
+    net = UNet(1, channels=16, channel_mult=(1, 2), num_res_blocks=1, embeddings=LABELS)
+    assert net.cond_keys == {"label"}
     _perturb(net)
     x, c = torch.randn(4, 1, 8, 8), torch.zeros(4)
     labels = torch.tensor([0, 1, 2, 3])
@@ -80,15 +86,16 @@ def test_clear_errors_for_bad_shapes() -> None:
 
 
 def test_parameter_count_of_the_digits_config() -> None:
-    net = UNet(1, channels=32, channel_mult=(1, 2), num_res_blocks=2, attn_levels=(1,), num_classes=10)
+    net = UNet(1, channels=32, channel_mult=(1, 2), num_res_blocks=2, attn_levels=(1,), embeddings=LABELS)
     n = sum(p.numel() for p in net.parameters())
     assert 0.5e6 < n < 2e6
 
 
 def test_known_channels_read_the_known_pixels_and_default_to_nothing_known() -> None:
-    """known_channels: the net sees [x, known·mask, mask]; no mask = zeros; pixels under mask 0 do not matter."""
+    """KnownChannels: the net sees [x, known·mask, mask]; no mask = zeros; pixels under mask 0 do not matter."""
     torch.manual_seed(0)
-    net = UNet(1, channels=16, channel_mult=(1, 2), num_res_blocks=1, known_channels=True)
+    net = UNet(1, channels=16, channel_mult=(1, 2), num_res_blocks=1, inputs=KnownChannels)
+    assert net.cond_keys == {"known", "mask"}
     _perturb(net)
     x, c = torch.randn(2, 1, 8, 8), torch.zeros(2)
     known, mask = torch.randn(2, 1, 8, 8), (torch.rand(2, 1, 8, 8) < 0.5).float()

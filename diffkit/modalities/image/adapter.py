@@ -9,17 +9,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from diffkit.core.guidance import NULL_LABEL
-from diffkit.core.types import Cond
+from diffkit.core.types import Cond, CondSpec
 from diffkit.io import atomic_write
-from diffkit.modalities.base import DataError
+from diffkit.modalities.base import DataError, Request
 from diffkit.modalities.image.datasets import to_pixels
+from diffkit.modalities.image.masks import half_mask
+
+NULL_LABEL = -1  # the declared null of the "label" entry: no class given (classifier-free guidance)
 
 
 def make_grid(images: Tensor, nrow: int | None = None, pad: int = 1, scale: int | None = None) -> np.ndarray:
@@ -48,10 +50,23 @@ def save_grid(images: Tensor, path: str | os.PathLike, nrow: int | None = None) 
     atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
 
 
+def load_png(path: str | os.PathLike, channels: int, size: int) -> Tensor:
+    """A PNG as a model-space image [1,C,size,size] in [-1, 1]; a clear error for another size or a bad file."""
+    from PIL import Image, UnidentifiedImageError  # lazy: only image requests read PNGs
+
+    try:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from None
+    if pixels.shape[:2] != (size, size):
+        raise DataError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}; this model makes {size}x{size}")
+    image = torch.from_numpy(pixels.copy()).reshape(size, size, channels).permute(2, 0, 1)
+    return (image.float() / 127.5 - 1)[None]
+
+
 class ImageModality:
     """Images [B,C,H,W] in [-1, 1]; optional class labels as cond {"label": long [B]} (label -1 = none)."""
-
-    kind: Literal["gaussian", "discrete"] = "gaussian"
 
     def __init__(
         self,
@@ -59,8 +74,11 @@ class ImageModality:
         size: int = 8,
         num_classes: int | None = None,  # None: unconditional
         grey_levels: int = 16,  # 16 for the 8x8 digits, 255 for 8-bit images
+        sigma_data: float = 0.5,  # std of the pixels in model space (EDM's σ_data; precond and loss interpolate it)
     ) -> None:
         self.channels, self.size, self.num_classes, self.grey_levels = channels, size, num_classes, grey_levels
+        self.sigma_data = float(sigma_data)
+        self.bin_width = 2.0 / grey_levels  # grey_levels + 1 levels mapped to [-1, 1]
 
     def example_shape(self) -> tuple[int, ...]:
         return (self.channels, self.size, self.size)
@@ -79,16 +97,26 @@ class ImageModality:
         levels = torch.round((x0.detach().float().clamp(-1, 1) + 1) / 2 * self.grey_levels)
         return to_pixels(levels / self.grey_levels * 2 - 1)
 
-    def null_cond(self, batch_size: int, device: Any) -> Cond | None:
-        if not self.num_classes:
-            return None
-        return {"label": torch.full((batch_size,), NULL_LABEL, dtype=torch.long, device=device)}
+    def cond_specs(self) -> tuple[CondSpec, ...]:
+        """{"label": long [B]} with null -1 for class-conditional models; nothing otherwise."""
+        return (CondSpec("label", (), torch.long, NULL_LABEL),) if self.num_classes else ()
 
-    def example_cond(self, n: int, device: Any) -> Cond | None:
-        """Labels 0, 1, ..., 9, 0, 1, ... so each grid row shows every class (conditional models only)."""
-        if not self.num_classes:
-            return None
-        return {"label": torch.arange(n, device=device) % self.num_classes}
+    def request(self, n: int, label: int | None = None, known: str | None = None, hide: str = "bottom") -> Request:
+        """What to sample, from `+request.<arg>=...`: `label=3` n samples of class 3 (by default every class in
+        turn, so each grid row shows them all); `known=img.png hide=bottom` n completions of that image's other
+        part (a C x size x size PNG; hide: bottom, right or center)."""
+        cond = None
+        if label is not None and not self.num_classes:
+            raise DataError("request.label needs a class-conditional model (modality.num_classes)")
+        if self.num_classes:
+            if label is not None and not 0 <= int(label) < self.num_classes:
+                raise DataError(f"request.label must be in [0, {self.num_classes}), got {label}")
+            cond = {"label": torch.full((n,), int(label)) if label is not None else torch.arange(n) % self.num_classes}
+        if known is None:
+            return Request(cond=cond)
+        image = load_png(known, self.channels, self.size)
+        mask = half_mask(tuple(image.shape), side=hide)
+        return Request(cond=cond, known=(image * mask).expand(n, -1, -1, -1), mask=mask.expand(n, -1, -1, -1))
 
     def log_samples(self, samples: Tensor, logger: Any, step: int, out_dir: str | None = None) -> None:
         """Save a grid PNG to out_dir and send it to the logger (wandb image) when it can take images."""

@@ -1,4 +1,4 @@
-"""Random inpainting masks for training a net that reads known pixels (learned inpainting, Palette-style).
+"""Inpainting masks: fixed regions (half_mask) and random masks for training a net that reads known pixels.
 
 Each example, with probability `p`, hides either a half of the image (top, bottom, left or right, drawn evenly) or
 a random box whose sides are 1/4 to 3/4 of the image's; the other examples get an all-zero mask (nothing known), so
@@ -44,3 +44,18 @@ class RandomImageMasks:
         masked = (u[:, 6] < self.p).view(-1, 1, 1)
         mask = torch.where(masked, ~hidden, torch.zeros_like(hidden))
         return mask.unsqueeze(1).to(x0.dtype)
+
+
+def half_mask(shape: tuple[int, ...], side: str = "bottom") -> Tensor:
+    """Float mask [*shape] with 1 = known: hides the bottom or right half, or the centre square of half the side."""
+    mask = torch.ones(shape)
+    h, w = shape[-2], shape[-1]
+    if side == "bottom":
+        mask[..., h // 2 :, :] = 0
+    elif side == "right":
+        mask[..., :, w // 2 :] = 0
+    elif side == "center":
+        mask[..., h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = 0
+    else:
+        raise ValueError(f"half_mask: side must be 'bottom', 'right' or 'center', got {side!r}")
+    return mask

@@ -21,6 +21,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from diffkit.core.types import Cond
 from diffkit.io import atomic_write, write_json
 from diffkit.modalities.base import InpaintFn, SampleFn
+from diffkit.modalities.image.masks import half_mask
 
 
 class FeatureClassifier(nn.Module):
@@ -118,21 +119,6 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
     sqrt_a = evec_a @ torch.diag(eval_a.clamp(min=0).sqrt()) @ evec_a.T
     cross = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
     return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
-
-
-def half_mask(shape: tuple[int, ...], side: str = "bottom") -> Tensor:
-    """Float mask [*shape] with 1 = known: hides the bottom or right half, or the centre square of half the side."""
-    mask = torch.ones(shape)
-    h, w = shape[-2], shape[-1]
-    if side == "bottom":
-        mask[..., h // 2 :, :] = 0
-    elif side == "right":
-        mask[..., :, w // 2 :] = 0
-    elif side == "center":
-        mask[..., h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = 0
-    else:
-        raise ValueError(f"half_mask: side must be 'bottom', 'right' or 'center', got {side!r}")
-    return mask
 
 
 def mean_fill(known: Tensor, mask: Tensor, pixel_mean: Tensor) -> Tensor:

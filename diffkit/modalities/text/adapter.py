@@ -2,7 +2,7 @@
 
     tok = build_char_tokenizer(train_text, vocab_size=128, out_dir="data/shakespeare/out/tokenizer")
     modality = TextModality("data/shakespeare/out/tokenizer", seq_len=128)
-    known, mask = modality.infill(4, prefix="ROMEO:", suffix="")   # ids [4,128], 1 = given
+    request = modality.request(4, prefix="ROMEO:")   # known ids [4,128] and mask (1 = given)
 
 References:
     Hugging Face `tokenizers` (WordLevel model, Fuse decoder) wrapped as a transformers PreTrainedTokenizerFast;
@@ -16,13 +16,14 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from diffkit.core.types import Cond
+from diffkit.core.types import Cond, CondSpec
 from diffkit.io import atomic_write
+from diffkit.modalities.base import DataError, Request
 
 MASK_TOKEN, UNK_TOKEN = "[MASK]", "[UNK]"
 MASK_ID, UNK_ID = 0, 1  # fixed ids: the masking process and the AR start token use MASK_ID
@@ -65,7 +66,7 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
 class TextModality:
     """Token ids [B,L] from a character tokenizer; decode() gives strings, log_samples() writes tables."""
 
-    kind: Literal["gaussian", "discrete"] = "discrete"
+    bin_width = None  # discrete ids: no dequantised likelihood
 
     def __init__(
         self,
@@ -109,7 +110,7 @@ class TextModality:
         """(known ids [n,L], mask [n,L] with 1 = given) for prefix/suffix-conditioned generation."""
         head, tail = self.tokenize(prefix), self.tokenize(suffix)
         if len(head) + len(tail) >= self.seq_len:
-            raise ValueError(f"prefix + suffix take {len(head) + len(tail)} tokens; seq_len is {self.seq_len}")
+            raise DataError(f"prefix + suffix take {len(head) + len(tail)} tokens; seq_len is {self.seq_len}")
         known = torch.full((n, self.seq_len), self.mask_id, dtype=torch.long)
         mask = torch.zeros((n, self.seq_len), dtype=torch.bool)
         known[:, : len(head)] = torch.tensor(head, dtype=torch.long)
@@ -119,8 +120,16 @@ class TextModality:
             mask[:, -len(tail) :] = True
         return known, mask
 
-    def example_cond(self, n: int, device: Any) -> Cond | None:
-        return None
+    def cond_specs(self) -> tuple[CondSpec, ...]:
+        return ()  # unconditional language model: the text itself is the only input
+
+    def request(self, n: int, prefix: str = "", suffix: str = "") -> Request:
+        """`+request.prefix="ROMEO:" +request.suffix="love."`: n samples that start / end with exactly that text
+        (MDLM infilling; the AR baseline forces the given tokens); no arguments: free samples."""
+        if not prefix and not suffix:
+            return Request()
+        known, mask = self.infill(n, prefix=str(prefix), suffix=str(suffix))
+        return Request(known=known, mask=mask)
 
     def log_samples(self, samples: list[str], logger: Any, step: int, out_dir: str | None = None) -> None:
         """Write samples as Markdown and JSONL under out_dir; a wandb logger also gets a wandb.Table."""
