@@ -43,7 +43,9 @@ from diffkit.modalities.base import DataError
 from diffkit.training.checkpoint import LastCheckpoint
 from diffkit.training.evaluation import evaluate, showcase
 from diffkit.training.loggers import WANDB_ID_FILE, keep_csv_history
+from diffkit.training.model_summary import with_model_summary
 from diffkit.training.precision import resolve_precision
+from diffkit.training.quiet import quiet_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))  # last.ckpt after the others at a validation step
     if not cfg.trainer.get("enable_progress_bar", True):  # the flag means no bar, even where the callbacks list one
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    callbacks = with_model_summary(callbacks, enabled=cfg.trainer.get("enable_model_summary", True))
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if ckpt_path is not None:
         keep_csv_history(loggers, checkpoint_step(ckpt_path))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    summary_off = {"enable_model_summary": False}  # the callbacks hold the summary: with_model_summary
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **summary_off)
     for logger in loggers:
         logger.log_hyperparams(to_dict(cfg))  # the resolved config; rank-zero only inside Lightning's loggers
     evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") and rank_zero else None
@@ -113,6 +117,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (console script `diffkit-train`); bad inputs end in one line naming them."""
+    quiet_dependencies()
     try:
         metrics = run(cfg)
     except (CheckpointError, DataError, FloatingPointError) as err:
