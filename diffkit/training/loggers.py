@@ -50,6 +50,13 @@ def wandb_logger(project: str = "diffkit", save_dir: str = ".", **kwargs: Any) -
     return logger
 
 
+def finish_wandb(loggers: list[Logger]) -> None:
+    """End this process's wandb runs now (wandb prints its sync hint then), so the run's summary comes last."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0:
+            logger.experiment.finish()
+
+
 def keep_csv_history(loggers: list[Logger], resumed_step: int) -> None:
     """Keep the rows logged before step `resumed_step` in each CSVLogger's metrics.csv on resume.
 
