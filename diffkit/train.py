@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
@@ -43,8 +45,11 @@ from diffkit.modalities.base import DataError
 from diffkit.security import targets
 from diffkit.training.checkpoint import LastCheckpoint
 from diffkit.training.evaluation import evaluate, showcase
-from diffkit.training.loggers import WANDB_ID_FILE, keep_csv_history
+from diffkit.training.loggers import WANDB_ID_FILE, finish_wandb, keep_csv_history
+from diffkit.training.model_summary import with_model_summary
 from diffkit.training.precision import resolve_precision
+from diffkit.training.quiet import quiet_dependencies
+from diffkit.training.summary import evaluator_headlines, final_checkpoint, process_seconds, run_summary
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +61,15 @@ def _warn_if_frozen(module: L.LightningModule) -> None:
         log.warning("%d module(s) besides the EMA copy are in eval mode before training: %s", len(frozen), frozen[:5])
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Fit the module on the data module; return the final metrics (also written to metrics.json)."""
+def _recipe() -> str | None:
+    """The recipe this run composed (`recipe=` choice), e.g. "image/digits"; None outside a Hydra run."""
+    return HydraConfig.get().runtime.choices.get("recipe") if HydraConfig.initialized() else None
+
+
+def run(cfg: DictConfig, *, started: float | None = None) -> dict[str, float]:
+    """Fit the module on the data module; return the final metrics (also written to metrics.json) and print a
+    summary. started: time.monotonic() when the command started (the summary's wall time); None = now."""
+    started = time.monotonic() if started is None else started
     to_dict(cfg)  # every ??? and ${...} resolves before anything is built, so an error names its key
     check_trainer_args(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
@@ -83,10 +95,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     callbacks.sort(key=lambda c: isinstance(c, LastCheckpoint))  # last.ckpt after the others at a validation step
     if not cfg.trainer.get("enable_progress_bar", True):  # the flag means no bar, even where the callbacks list one
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    callbacks = with_model_summary(callbacks, enabled=cfg.trainer.get("enable_model_summary", True))
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
     if ckpt_path is not None:
         keep_csv_history(loggers, checkpoint_step(ckpt_path))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    summary_off = {"enable_model_summary": False}  # the callbacks hold the summary: with_model_summary
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **summary_off)
     for logger in loggers:
         logger.log_hyperparams(to_dict(cfg))  # the resolved config; rank-zero only inside Lightning's loggers
     evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") and rank_zero else None
@@ -94,7 +108,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if evaluator is not None and cfg.eval.before_training and ckpt_path is None:
         metrics.update({f"init/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
-        log.info("untrained model: %s", metrics)
+        log.debug("untrained model: %s", metrics)
     _warn_if_frozen(module)
     with warnings.catch_warnings():  # the EMA copy is in eval mode on purpose; _warn_if_frozen checks the rest
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=PossibleUserWarning)
@@ -110,15 +124,29 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if evaluator is not None and cfg.eval.after_training:
         metrics.update({f"test/{k}": v for k, v in evaluate(evaluator, module, steps=cfg.eval.steps).items()})
     write_json(metrics, out_dir / "metrics.json")
-    log.info("metrics: %s", metrics)
+    log.debug("metrics: %s", metrics)  # the log file only; the screen gets the summary
+    finish_wandb(loggers)
+    summary = run_summary(
+        metrics,
+        evaluator_headlines(evaluator),
+        out_dir=out_dir,
+        seconds=time.monotonic() - started,
+        checkpoint=final_checkpoint(trainer.checkpoint_callbacks),
+        recipe=_recipe(),
+    )
+    print(summary, flush=True)
+    log.debug("summary:\n%s", summary)
     return metrics
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (console script `diffkit-train`); bad inputs end in one line naming them."""
+    first_job = HydraConfig.get().job.get("num", 0) in (0, None)  # later jobs of a multirun share the process
+    started = time.monotonic() - ((process_seconds() if first_job else None) or 0.0)  # imports count too
+    quiet_dependencies()
     with one_line_errors("diffkit-train", CheckpointError, DataError, FloatingPointError):
-        metrics = run(cfg)
+        metrics = run(cfg, started=started)
     return metrics.get(cfg.get("optimized_metric", ""), None)
 
 

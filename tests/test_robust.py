@@ -183,6 +183,7 @@ def test_wandb_run_id_is_bound_to_the_run_folder(tmp_path: Path, monkeypatch) ->
     first = wandb_logger(save_dir=str(tmp_path))
     assert (tmp_path / WANDB_ID_FILE).read_text().strip() == first.version
     assert wandb_logger(save_dir=str(tmp_path)).version == first.version  # a resumed run continues the same id
+    assert "anonymous" not in first._wandb_init  # wandb warns about the setting whatever its value
 
 
 # -- safe checkpoints and numerical faults -------------------------------------------------------------------

@@ -38,6 +38,7 @@ def test_run_writes_checkpoint_samples_and_metrics(trained) -> None:
     assert on_disk == pytest.approx(metrics)
     for key in ("train/loss", "val/loss", "init/fd", "test/fd", "test/inpaint_ssim", "test/meanfill_ssim"):
         assert key in metrics and metrics[key] == metrics[key], key  # present and not NaN
+    assert metrics["test/classifier_test_acc"] >= 0.93  # the evaluator's digits classifier (30 epochs, cached)
     assert (out / "csv" / "metrics.csv").is_file()
 
 
@@ -139,7 +140,11 @@ def test_resuming_in_the_same_folder_keeps_the_csv_history(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "sampler, steps, extra",
-    [("dpmpp_2m", 10, []), ("heun", 18, []), ("dpmpp_2m", 4, ["hold=reconstruction", "+evaluator.n_posterior=2"])],
+    [
+        ("dpmpp_2m", 10, ["evaluator.n_posterior=1"]),  # one completion per image: the sampler is what is tested
+        ("heun", 18, ["evaluator.n_posterior=1", "evaluator.n_samples=32"]),
+        ("dpmpp_2m", 4, ["hold=reconstruction", "evaluator.n_posterior=2"]),
+    ],
 )
 def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int, extra: list[str]) -> None:
     out, _ = trained

@@ -116,8 +116,23 @@ class Guided(Protocol):
     scale: float
 
 
+@dataclass(frozen=True)
+class Headline:
+    """One number of an evaluator's output to read first, beside the baselines it has to beat (end-of-run summary)."""
+
+    label: str  # what the number is, e.g. "digits-FD"
+    key: str  # the model's value in Evaluator.run's output, e.g. "fd_test_size"
+    baselines: tuple[tuple[str, str], ...] = ()  # (label, key in the same output), e.g. ("mean fill", "meanfill_psnr")
+    lower_is_better: bool = True
+    unit: str = ""  # printed after each value, e.g. " dB"
+    note: str = ""  # how the number was measured, e.g. "bottom half, mean of 8 completions"
+
+
 class Evaluator(Protocol):
-    """Scores a model through sampling functions only (diffusion_policy's env_runner.run(policy) -> dict)."""
+    """Scores a model through sampling functions only (diffusion_policy's env_runner.run(policy) -> dict).
+
+    An evaluator may also define `headlines() -> Sequence[Headline]`, the numbers the end-of-run summary shows.
+    """
 
     def run(self, sample_fn: SampleFn, inpaint_fn: InpaintFn | None = None) -> dict[str, float]: ...
 

@@ -42,7 +42,19 @@ def wandb_logger(project: str = "diffkit", save_dir: str = ".", **kwargs: Any) -
     kwargs.setdefault("mode", wandb_mode())
     kwargs.setdefault("id", run_id(save_dir))
     kwargs.setdefault("resume", "allow")  # the same id continues the same dashboard run
-    return WandbLogger(project=project, save_dir=save_dir, **kwargs)
+    logger = WandbLogger(project=project, save_dir=save_dir, **kwargs)
+    # Lightning 2.6 always passes anonymous=None to wandb.init, which wandb 0.31 answers with a deprecation
+    # warning ("The anonymous setting has no effect"); the setting does nothing, so it is not passed at all.
+    if logger._wandb_init.get("anonymous") is None:
+        logger._wandb_init.pop("anonymous", None)
+    return logger
+
+
+def finish_wandb(loggers: list[Logger]) -> None:
+    """End this process's wandb runs now (wandb prints its sync hint then), so the run's summary comes last."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0:
+            logger.experiment.finish()
 
 
 def keep_csv_history(loggers: list[Logger], resumed_step: int) -> None:

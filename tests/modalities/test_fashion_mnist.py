@@ -164,3 +164,6 @@ def test_evaluator_inpainting_only_and_unconditional_completions(tmp_path: Path)
     assert seen == [None] and "fd" not in metrics and "cond_acc" not in metrics
     assert metrics["inpaint_bottom_ssim"] > 0.999 and metrics["inpaint_bottom_mean_ssim"] > 0.999
     assert metrics["wiener_bottom_ssim"] < 0.999
+    inpainting = [h for h in evaluator.headlines() if h.label.startswith("inpainting")]  # the summary's numbers
+    keys = {h.key for h in inpainting} | {key for h in inpainting for _, key in h.baselines}
+    assert len(inpainting) == 2 and keys <= set(metrics)

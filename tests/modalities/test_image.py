@@ -147,17 +147,18 @@ def test_inpainting_helpers() -> None:
 
 
 def test_classifier_is_accurate_and_cached(digits_npz: Path) -> None:
+    """3 epochs instead of the evaluator's 30 keep the test short (the default's accuracy: tests/test_train.py)."""
     dm = DigitsDataModule(data_dir=str(digits_npz.parent))
     dm.setup()
     args = (*dm.arrays("train"), *dm.arrays("val"))
-    model, acc = load_or_train_classifier(digits_npz.parent, *args)
+    model, acc = load_or_train_classifier(digits_npz.parent, *args, epochs=3)
     assert acc >= 0.93
-    cached, cached_acc = load_or_train_classifier(digits_npz.parent, *args)
+    cached, cached_acc = load_or_train_classifier(digits_npz.parent, *args, epochs=3)
     assert cached_acc == acc
     x = dm.arrays("test")[0][:8]
     torch.testing.assert_close(cached(x), model(x))
     (digits_npz.parent / "classifier.safetensors").write_bytes(b"damaged")  # damaged cache: retrained
-    _, acc_again = load_or_train_classifier(digits_npz.parent, *args)
+    _, acc_again = load_or_train_classifier(digits_npz.parent, *args, epochs=3)
     assert acc_again == acc
 
 

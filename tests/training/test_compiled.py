@@ -42,6 +42,7 @@ def test_compiled_loss_matches_eager_and_skips_other_batch_sizes() -> None:
 
 def test_a_compiled_training_run_reaches_the_eager_runs_weights(tmp_path: Path) -> None:
     common = ["recipe=smoke/image", "eval.before_training=false", "eval.after_training=false"]
+    common += ["backbone.channel_mult=[1]", "backbone.attn_levels=[]", "trainer.max_steps=4"]  # a small graph: fast
     weights = {}
     for flag in (False, True):
         out = tmp_path / str(flag)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from diffkit.modalities.base import InpaintFn, SampleFn
+from diffkit.modalities.base import Headline, InpaintFn, SampleFn
 from diffkit.modalities.image.baselines import fit_gaussian, sample_class_gaussians, sample_gaussian, wiener_fill
 from diffkit.modalities.image.metrics import (
     accuracy,
@@ -107,6 +107,23 @@ class FashionMNISTEvaluator:
             for name, filled in fills.items():
                 out.update({f"{name}_{region}_{k}": v for k, v in inpainting_scores(filled, target).items()})
         return out
+
+    def headlines(self) -> tuple[Headline, ...]:
+        """The end-of-run summary's numbers: FD beside the real and Gaussian baselines, inpainting beside the fills."""
+        real = ("real train images", "fd_real_train")
+        gaussians = (("per-class Gaussians", "fd_class_gauss"), ("one Gaussian", "fd_gauss"))
+        note = f"{self.n_samples} samples vs the test images"
+        headlines = [Headline("FMNIST-FD", "fd", (real, *gaussians), note=note)]  # absent numbers are left out
+        if self.conditional:
+            acc = (("real test images", "classifier_test_acc"),)
+            headlines.append(Headline("class accuracy", "cond_acc", acc, lower_is_better=False, note="of samples"))
+        for region in self.regions:
+            for metric, mean, unit in (("psnr", "_mean", " dB"), ("ssim", "", "")):  # PSNR: the MMSE-style mean
+                fills = (("mean fill", f"meanfill_{region}_{metric}"), ("Wiener", f"wiener_{region}_{metric}"))
+                how = f"mean of {self.n_posterior} completions" if mean else "one completion"
+                key, label = f"inpaint_{region}{mean}_{metric}", f"inpainting {metric.upper()}"
+                headlines.append(Headline(label, key, fills, False, unit, note=f"{region}, {how}"))
+        return tuple(headlines)
 
     def run(self, sample_fn: SampleFn, inpaint_fn: InpaintFn | None = None) -> dict[str, float]:
         """Model scores, baselines, class accuracy (conditional models) and inpainting."""
