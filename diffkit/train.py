@@ -62,7 +62,7 @@ def _warn_if_frozen(module: L.LightningModule) -> None:
 
 
 def _recipe() -> str | None:
-    """The recipe this run composed (`recipe=` choice), e.g. "image/digits"; None outside a Hydra run."""
+    """The recipe this run composed (`recipe=` choice), e.g. "<group>/<name>"; None outside a Hydra run."""
     return HydraConfig.get().runtime.choices.get("recipe") if HydraConfig.initialized() else None
 
 

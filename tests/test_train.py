@@ -141,9 +141,9 @@ def test_resuming_in_the_same_folder_keeps_the_csv_history(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     "sampler, steps, extra",
     [
-        ("dpmpp_2m", 10, ["evaluator.n_posterior=1"]),  # one completion per image: the sampler is what is tested
-        ("heun", 18, ["evaluator.n_posterior=1", "evaluator.n_samples=32"]),
-        ("dpmpp_2m", 4, ["hold=reconstruction", "evaluator.n_posterior=2"]),
+        ("dpmpp_2m", 10, ["+evaluator.n_posterior=1"]),  # one completion per image: the sampler is what is tested
+        ("heun", 18, ["+evaluator.n_posterior=1", "evaluator.n_samples=32"]),
+        ("dpmpp_2m", 4, ["hold=reconstruction", "+evaluator.n_posterior=2"]),
     ],
 )
 def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int, extra: list[str]) -> None:

@@ -57,7 +57,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_number(value: float) -> str:
-    """Four significant digits, thousands with separators: 13.38, 0.507, 767.7, 1,234."""
+    """Four significant figures, thousands with separators: 13.38, 0.507, 767.7, 1,234."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
@@ -103,10 +103,10 @@ def run_summary(
     out_dir: str | os.PathLike,
     seconds: float,  # wall time of the whole command
     checkpoint: str | os.PathLike | None = None,  # the final weights (final_checkpoint)
-    recipe: str | None = None,  # e.g. "image/digits": its sibling recipes are suggested
+    recipe: str | None = None,  # "<group>/<name>": its sibling recipes are suggested
     recipes_dir: Path = RECIPES_DIR,
 ) -> str:
-    """The summary as lines of text (no trailing newline); files are named relative to the run folder."""
+    """The summary, one string of lines (no trailing newline); files are named relative to the run folder."""
     out = Path(out_dir)
     files = [(p, "the final model's samples") for p in sorted((out / "samples" / "final").glob("*"))[:1]]
     files.append((out / "metrics.json", "every number"))
