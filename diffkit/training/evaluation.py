@@ -81,7 +81,9 @@ def showcase(
     generator = torch.Generator().manual_seed(seed)
     request = module.modality.request(n)
     samples = module.sample(n, request.cond, known=request.known, mask=request.mask, steps=steps, generator=generator)
-    module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=f"{out_dir}/{name}")
+    module.modality.log_samples(
+        module.modality.decode(samples), None, step=module.global_step, out_dir=f"{out_dir}/{name}"
+    )
 
 
 def evaluate_likelihood(
