@@ -44,13 +44,14 @@ def network_evaluations(module: Any, steps: int, **options: Any) -> int:
     return calls[0]
 
 
-def _option(group: str, name: str, train_cfg: DictConfig) -> Any:
-    """Instantiate conf/<group>/<name>.yaml, resolving its references against the checkpoint's config."""
+def _option(group: str, name: str, train_cfg: DictConfig, args: Any = None) -> Any:
+    """Instantiate conf/<group>/<name>.yaml (with `args` merged in), resolving its references against the
+    checkpoint's config."""
     path = CONF_DIR / group / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         raise ValueError(f"unknown {group} {name!r}; choose one of {options}")
-    return instantiate_option(train_cfg, group, OmegaConf.load(path))
+    return instantiate_option(train_cfg, group, OmegaConf.merge(OmegaConf.load(path), args or {}))
 
 
 def _line_label(row: dict) -> str:
@@ -88,7 +89,7 @@ def run(cfg: DictConfig) -> list[dict]:
     if cfg.n_samples is not None:
         evaluator_cfg = OmegaConf.merge(evaluator_cfg, {"n_samples": cfg.n_samples})
     evaluator = instantiate(evaluator_cfg)
-    schedule = _option("schedule", cfg.grid, train_cfg) if cfg.grid else module.schedule
+    schedule = _option("schedule", cfg.grid, train_cfg, cfg.get("grid_args")) if cfg.grid else module.schedule
     scales = cfg.get("guidance_scales") or [None]
     if any(scale is not None for scale in scales) and not module.guided:
         raise CheckpointError(f"guidance_scales need a model trained with classifier-free guidance; {cfg.ckpt} is not")

@@ -157,6 +157,24 @@ def test_sample_cli(trained, tmp_path: Path, sampler: str, steps: int, extra: li
     assert metrics["steps"] == steps and metrics["fd"] > 0 and "inpaint_psnr" in metrics
 
 
+def test_fit_grid_cli_fits_a_closer_grid_that_sample_uses(trained, tmp_path: Path) -> None:
+    """diffkit.fit_grid: the fitted grid is no further from the reference than the checkpoint's; sample uses it."""
+    ckpt = trained[0] / "checkpoints" / "last.ckpt"
+    cmd = [sys.executable, "-m", "diffkit.fit_grid", f"ckpt={ckpt}", "samplers=[dpmpp_2m]", "steps=[4]", "n=16",
+           "reference_steps=32", "sweeps=1", f"hydra.run.dir={tmp_path / 'fit'}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fitted = json.loads((tmp_path / "fit" / "dpmpp_2m_4.json").read_text())
+    assert len(fitted["sigmas"]) == 5 and fitted["sigmas"][-1] == 0 and fitted["nfe"] == 4
+    assert fitted["distance_fitted"] <= fitted["distance_checkpoint_grid"]
+    cmd = [sys.executable, "-m", "diffkit.sample", f"ckpt={ckpt}", "n=8", "sampler=dpmpp_2m", "steps=4",
+           "schedule=fitted", f"schedule.path={tmp_path / 'fit' / 'dpmpp_2m_4.json'}",
+           f"hydra.run.dir={tmp_path / 'sample'}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "sample").glob("samples_step*.png"))
+
+
 def test_corrupt_or_foreign_checkpoints_give_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         load(tmp_path / "missing.ckpt")

@@ -15,14 +15,16 @@ from diffkit.core.samplers.gaussian import (
 )
 from diffkit.core.samplers.likelihood import bits_per_dim, dequantize, pf_ode_log_likelihood
 from diffkit.core.samplers.multistep import sample_dpmpp_2s, sample_dpmpp_3m, sample_lms, sample_unipc
-from diffkit.core.samplers.optimize import interpolated_sigmas, optimize_sigmas
+from diffkit.core.samplers.optimize import fitted_sigmas, interpolated_sigmas, optimize_grid, optimize_sigmas
 
 __all__ = [
     "ancestral_step",
     "bits_per_dim",
     "count_nfe",
     "dequantize",
+    "fitted_sigmas",
     "interpolated_sigmas",
+    "optimize_grid",
     "optimize_sigmas",
     "pf_ode_log_likelihood",
     "nfe_per_grid",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -57,6 +58,31 @@ def optimize_sigmas(
 
     Coordinate descent on log σ_1..σ_{n-1} (σ_0 = σ_max is fixed by the prior), in the spirit of AYS / Xue et al.
     """
+    if reference is None:
+        ref_grid = _grid(_default_init(512, sigma_min, sigma_max), x).to(x.dtype)
+        generator = torch.Generator(device=x.device).manual_seed(0)
+        reference = (reference_sampler or sampler)(denoiser, x, ref_grid, cond=cond, generator=generator)
+
+    def solve(grid: Tensor) -> Tensor:
+        return sampler(
+            denoiser, x, grid.to(x.dtype), cond=cond, generator=torch.Generator(device=x.device).manual_seed(0)
+        )
+
+    return optimize_grid(solve, reference, steps, sigma_max=sigma_max, sigma_min=sigma_min, init=init, sweeps=sweeps)
+
+
+@torch.no_grad()
+def optimize_grid(
+    solve: Callable[[Tensor], Tensor],  # σ grid [steps + 1] -> the solution from fixed noise (and fixed seeds)
+    reference: Tensor,  # the exact solution from the same noise, [B,*S]
+    steps: int,
+    *,
+    sigma_max: float,
+    sigma_min: float = 0.002,
+    init: Tensor | None = None,
+    sweeps: int = 5,
+) -> Tensor:
+    """The search of optimize_sigmas over any solver of a grid (e.g. a model's whole sampling path with guidance)."""
     if steps < 1 or sweeps < 0:
         raise ValueError(f"optimize_sigmas: need steps >= 1 and sweeps >= 0, got steps={steps}, sweeps={sweeps}")
     if not 0 < sigma_min < sigma_max:
@@ -68,17 +94,11 @@ def optimize_sigmas(
             raise ValueError(f"optimize_sigmas: init must have steps + 1 = {steps + 1} values ending in 0")
         logs = [math.log(v) for v in init[:-1].tolist()]
     logs[0] = math.log(sigma_max)
-    if reference is None:
-        ref_grid = _grid(_default_init(512, sigma_min, sigma_max), x).to(x.dtype)
-        generator = torch.Generator(device=x.device).manual_seed(0)
-        reference = (reference_sampler or sampler)(denoiser, x, ref_grid, cond=cond, generator=generator)
-    ref = reference.reshape(x.shape[0], -1).double()
-    gen_seed = 0
+    ref = reference.reshape(reference.shape[0], -1).double()
 
     def loss(candidate: list[float]) -> float:
-        out = sampler(denoiser, x, _grid(candidate, x).to(x.dtype), cond=cond,
-                      generator=torch.Generator(device=x.device).manual_seed(gen_seed))  # fmt: skip
-        return float((out.reshape(x.shape[0], -1).double() - ref).norm(dim=1).mean())
+        out = solve(_grid(candidate, reference).float())
+        return float((out.reshape(ref.shape[0], -1).double() - ref).norm(dim=1).mean())
 
     best = loss(logs)
     move = 0.25
@@ -95,7 +115,7 @@ def optimize_sigmas(
                 if value < best:
                     best, logs = value, candidate
         move /= 2
-    return _grid(logs, x).float()
+    return _grid(logs, reference).float()
 
 
 def interpolated_sigmas(n: int, knots: list[float]) -> Tensor:
@@ -112,3 +132,19 @@ def interpolated_sigmas(n: int, knots: list[float]) -> Tensor:
     w = pos - left
     out = (logs[left] * (1 - w) + logs[left + 1] * w).exp()
     return torch.cat([out, out.new_zeros(1)]).float()
+
+
+def fitted_sigmas(n: int, path: str) -> Tensor:
+    """A grid written by `python -m diffkit.fit_grid` (JSON with "sigmas"): exact at its own step count, else
+    resampled linearly in log σ (interpolated_sigmas)."""
+    import json
+
+    try:
+        sigmas = [float(v) for v in json.loads(Path(path).read_text())["sigmas"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"fitted grid {path}: not a diffkit.fit_grid file with a 'sigmas' list ({err})") from None
+    if len(sigmas) < 2 or sigmas[-1] != 0 or any(b >= a for a, b in zip(sigmas, sigmas[1:])):
+        raise ValueError(f"fitted grid {path}: 'sigmas' must decrease strictly and end in 0, got {sigmas}")
+    if n == len(sigmas) - 1:
+        return torch.tensor(sigmas, dtype=torch.float32)
+    return interpolated_sigmas(n, knots=sigmas)
