@@ -107,6 +107,10 @@ def test_a_csv_becomes_a_prepared_series(tmp_path: Path) -> None:
     assert series.names == ("s", "c") and (series.n_train, series.n_val) == (140, 20)
     assert np.isnan(series.values[::17, 1]).all()
     assert not any(np.isnan(series.values[s : s + 16]).any() for s in series.windows("train", 16, 1, complete=True))
+    data = TimeSeriesDataModule(str(tmp_path / "from_module"), source=str(tmp_path / "series.csv"), length=8)
+    data.setup()  # the data module builds the same file from the CSV when it is missing
+    assert next(iter(data.train_dataloader()))["series"].shape == (64, 2, 8)
+    assert not torch.isnan(data.splits["train"][0]["series"]).any()
 
 
 def test_crps_is_properscoring_s() -> None:
@@ -164,3 +168,17 @@ def test_smoke_recipe_trains_samples_and_evaluates(tmp_path: Path) -> None:
     module = load(str(tmp_path / "checkpoints" / "last.ckpt"))  # the checkpoint rebuilds the modality
     request = module.modality.request(3)
     assert module.sample(3, known=request.known, mask=request.mask, steps=2).shape == (3, 1, 48)
+
+
+def test_fan_charts_go_to_disk_and_to_wandb(elnino: Path, tmp_path: Path, monkeypatch) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    modality = TimeSeriesModality(data_dir=str(elnino))
+    request = modality.request(20, window=2)
+    samples = modality.decode(request.known + torch.randn(request.known.shape) * (1 - request.mask))
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True)
+    modality.log_samples(samples, logger, 7, str(tmp_path / "samples"))
+    logger.experiment.finish()
+    assert (tmp_path / "samples" / "samples_step000007.png").stat().st_size > 10_000
+    assert list(tmp_path.glob("wandb/offline-run-*/files/media/images/samples/fan_chart_*.png"))
