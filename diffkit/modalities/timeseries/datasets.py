@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffkit.io import atomic_write
 from diffkit.modalities.base import DataError
-from diffkit.modalities.image.datasets import save_npz
 
 SERIES_FILE = "series.npz"
 MISSING = {"", "na", "nan", "null", "none", "?"}  # cells read as a missing value (case-insensitive)
@@ -143,7 +143,12 @@ def prepare_series(out_dir: str | os.PathLike, source: str, *, time_column: str 
     series = split_and_scale(*load_source(source, time_column), tuple(fractions))
     arrays = {"values": series.values, "names": np.array(series.names), "mean": series.mean, "std": series.std,
               "splits": np.array([series.n_train, series.n_val])}  # fmt: skip
-    return save_npz(Path(out_dir) / SERIES_FILE, arrays)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return atomic_write(Path(out_dir) / SERIES_FILE, write)
 
 
 def load_series(data_dir: str | os.PathLike, prepare: str = "data/elnino/prepare.py") -> Series:
