@@ -103,6 +103,8 @@ def run(cfg: DictConfig, *, started: float | None = None) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **summary_off)
     for logger in loggers:
         logger.log_hyperparams(to_dict(cfg))  # the resolved config; rank-zero only inside Lightning's loggers
+    if rank_zero:  # the data exist before an evaluator or the untrained-model scores read them (fit checks again)
+        datamodule.prepare_data()
     evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") and rank_zero else None
     log.info("run folder: %s", out_dir)
     metrics: dict[str, float] = {}
