@@ -27,9 +27,12 @@ REQUIRED = {  # mandatory (???) values of a recipe or group option
     "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
     "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
     "data/text_files": ["data.text_files=[a.txt]"],
+    "data/timeseries_csv": ["data.source=my.csv"],
+    "schedule/fitted": ["schedule.path=grid.json"],
     "conditioning/known": ["conditioning.known.masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"],
 }
 SKIPPED_GROUPS = {"hydra", "paths", "recipe"}  # Hydra's own settings and plain paths never reach a checkpoint
+SMOKE_RECIPES = [f"smoke/{p.stem}" for p in sorted((CONF_DIR / "recipe" / "smoke").glob("*.yaml"))]  # image first
 SAMPLING_GROUPS = {"hold"}  # chosen by diffkit-sample only: added to the training config to resolve them
 
 
@@ -52,7 +55,7 @@ def test_every_recipe_config_passes_and_its_checkpoint_loads(recipe: str, tmp_pa
 @pytest.mark.parametrize("option", _group_options())
 def test_every_conf_group_option_passes_the_allowlist(option: str, tmp_path: Path) -> None:
     group, name = option.split("/")
-    for base in ("smoke/image", "smoke/text"):  # the first recipe the option composes and resolves with
+    for base in SMOKE_RECIPES:  # the first smoke recipe the option composes and resolves with
         add = "+" if group in SAMPLING_GROUPS else ""
         overrides = [f"recipe={base}", f"{add}{group}={name}", *REQUIRED.get(option, [])]
         try:
@@ -61,7 +64,7 @@ def test_every_conf_group_option_passes_the_allowlist(option: str, tmp_path: Pat
             continue
         check_targets(resolved, option)
         return
-    pytest.fail(f"{option} resolves with neither smoke recipe; add the overrides it needs to REQUIRED")
+    pytest.fail(f"{option} resolves with no smoke recipe; add the overrides it needs to REQUIRED")
 
 
 def test_targets_through_re_exported_modules_are_refused() -> None:
