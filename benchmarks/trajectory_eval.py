@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler grid size (default: the model's)")
     parser.add_argument("--sampler", default=None, choices=sorted(SAMPLERS), help="default: the model's")
     parser.add_argument("--replan-every", type=int, default=None, help="plan again every k steps")
+    parser.add_argument("--kp", type=float, default=1.0, help="PD position gain (Diffuser: 1)")
+    parser.add_argument("--kv", type=float, default=1.0, help="PD velocity gain (Diffuser: 1)")
     parser.add_argument("--sweep", default=None, help="e.g. dpmpp_2m:5,10,20,64 (grid sizes of one sampler)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--png", default=None, help="planned vs executed paths of the first 16 episodes")
@@ -80,7 +82,7 @@ def main() -> None:
         plans: list = []
         planner = diffusion_planner(module, steps=steps, sampler=sampler, seed=args.seed)
         t0 = time.monotonic()
-        result = run_episodes(layout, pairs, plan_policy(planner, args.replan_every, plans_out=plans))
+        result = run_episodes(layout, pairs, plan_policy(planner, args.replan_every, args.kp, args.kv, plans))
         row = scores(result, random, expert, layout)
         grid = steps or module.sample_steps
         name = sampler_name or getattr(module.sampler, "func", module.sampler).__name__.removeprefix("sample_")
@@ -105,6 +107,7 @@ def main() -> None:
         "episodes": args.episodes,
         "pairs_seed": args.seed,
         "replan_every": args.replan_every,
+        "pd_gains": [args.kp, args.kv],
         "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "seconds": time.monotonic() - started,
