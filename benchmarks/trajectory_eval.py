@@ -34,6 +34,7 @@ from diffkit.modalities.trajectory.rollout import (
     controller_policy,
     diffusion_planner,
     episode_pairs,
+    path_policy,
     plan_policy,
     random_policy,
     run_episodes,
@@ -61,6 +62,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler grid size (default: the model's)")
     parser.add_argument("--sampler", default=None, choices=sorted(SAMPLERS), help="default: the model's")
     parser.add_argument("--replan-every", type=int, default=None, help="plan again every k steps")
+    parser.add_argument(
+        "--tracking",
+        default="time",
+        choices=["time", "path"],
+        help="time: Diffuser's PD on the plan's next state; path: the plan's states as waypoints",
+    )
     parser.add_argument("--kp", type=float, default=1.0, help="PD position gain (Diffuser: 1)")
     parser.add_argument("--kv", type=float, default=1.0, help="PD velocity gain (Diffuser: 1)")
     parser.add_argument("--sweep", default=None, help="e.g. dpmpp_2m:5,10,20,64 (grid sizes of one sampler)")
@@ -77,12 +84,22 @@ def main() -> None:
     expert = run_episodes(layout, pairs, controller_policy(layout))
     rows = {"random": scores(random, random, expert, layout), "controller": scores(expert, random, expert, layout)}
 
+    def straight(starts: np.ndarray, goals: np.ndarray) -> np.ndarray:  # a one-state "plan": the goal at rest
+        return np.concatenate([goals, np.zeros_like(goals)], axis=1)[:, None]
+
+    naive = run_episodes(layout, pairs, plan_policy(straight, None, args.kp, args.kv))
+    rows["straight_to_goal"] = scores(naive, random, expert, layout)  # the same PD law, no plan: what planning adds
+
     def diffusion(sampler_name: str | None, steps: int | None) -> tuple[dict, dict, list]:
         sampler = SAMPLERS[sampler_name] if sampler_name else None
         plans: list = []
         planner = diffusion_planner(module, steps=steps, sampler=sampler, seed=args.seed)
         t0 = time.monotonic()
-        result = run_episodes(layout, pairs, plan_policy(planner, args.replan_every, args.kp, args.kv, plans))
+        if args.tracking == "path":
+            policy = path_policy(planner, args.replan_every, plans)
+        else:
+            policy = plan_policy(planner, args.replan_every, args.kp, args.kv, plans)
+        result = run_episodes(layout, pairs, policy)
         row = scores(result, random, expert, layout)
         grid = steps or module.sample_steps
         name = sampler_name or getattr(module.sampler, "func", module.sampler).__name__.removeprefix("sample_")
@@ -107,6 +124,7 @@ def main() -> None:
         "episodes": args.episodes,
         "pairs_seed": args.seed,
         "replan_every": args.replan_every,
+        "tracking": args.tracking,
         "pd_gains": [args.kp, args.kv],
         "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),

@@ -17,7 +17,14 @@ from diffkit.modalities.base import DataError
 from diffkit.modalities.trajectory.adapter import TrajectoryModality
 from diffkit.modalities.trajectory.dataset import episode_ids, generate_stream, load_stream, save_stream, window_starts
 from diffkit.modalities.trajectory.maze import Maze, WaypointController, make_env
-from diffkit.modalities.trajectory.rollout import Pairs, controller_policy, plan_policy, run_episodes, scores
+from diffkit.modalities.trajectory.rollout import (
+    Pairs,
+    controller_policy,
+    path_policy,
+    plan_policy,
+    run_episodes,
+    scores,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 GAUSSIAN_SAMPLERS = sorted(p.stem for p in (ROOT / "conf" / "sampler").glob("*.yaml")
@@ -73,6 +80,8 @@ def test_pd_tracking_of_a_feasible_plan_reaches_the_goal() -> None:
     plan = np.stack(states)[None]
     tracked = run_episodes("umaze", pairs, plan_policy(lambda s, g: plan), steps=150)
     assert tracked["success"][0] == 1.0 and tracked["returns"][0] >= 0.8 * expert["returns"][0]
+    followed = run_episodes("umaze", pairs, path_policy(lambda s, g: plan), steps=150)  # the plan as waypoints
+    assert followed["success"][0] == 1.0 and followed["returns"][0] >= 0.8 * expert["returns"][0]
 
 
 def test_stream_fields_windows_and_round_trip(tmp_path: Path) -> None:

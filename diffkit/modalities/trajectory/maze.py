@@ -94,7 +94,7 @@ class WaypointController:
 
     def __init__(
         self,
-        maze: Maze,
+        maze: Maze | None,  # None: waypoints are set directly (e.g. a plan's states), set_goal is unavailable
         p_gain: float = 10.0,  # D4RL's waypoint controller gains
         d_gain: float = 1.0,
         reach: float = 0.35,  # distance at which the next waypoint becomes the target (../shared/DATA.md)
@@ -104,6 +104,8 @@ class WaypointController:
 
     def set_goal(self, xy: np.ndarray, goal: np.ndarray) -> None:
         """Plan the cell path from the cell holding xy to the goal's cell; the last waypoint is the goal itself."""
+        if self.maze is None:
+            raise ValueError("WaypointController.set_goal needs a maze")
         path = self.maze.shortest_path(tuple(self.maze.xy_cell(xy)), tuple(self.maze.xy_cell(goal)))
         self.waypoints = [self.maze.cell_xy(np.array(c)) for c in path[1:-1]] + [np.asarray(goal, dtype=np.float64)]
 

@@ -134,6 +134,29 @@ def plan_policy(planner: Planner, replan_every: int | None = None, kp: float = 1
     return make
 
 
+def path_policy(planner: Planner, replan_every: int | None = None, plans_out: list | None = None,
+                **gains: float) -> Callable[[], Policy]:  # fmt: skip
+    """Plan as in plan_policy, but follow the plan's xy as a path, at the data controller's pace: its states are the
+    waypoints of WaypointController (dropped once within reach), so the plan's timing does not set the speed."""
+
+    def make() -> Policy:
+        controllers: list[WaypointController] = []
+
+        def act(states: np.ndarray, goals: np.ndarray, t: int) -> np.ndarray:
+            if t == 0 or (replan_every and t % replan_every == 0):
+                plans = planner(states.copy(), goals.copy())
+                if plans_out is not None:
+                    plans_out.append(plans)
+                controllers[:] = [WaypointController(None, **gains) for _ in plans]
+                for controller, plan in zip(controllers, plans):
+                    controller.waypoints = list(plan[1:, :2])
+            return np.stack([c(s) for c, s in zip(controllers, states)])
+
+        return act
+
+    return make
+
+
 def diffusion_planner(module: Any, *, steps: int | None = None, sampler: Any = None, seed: int = 0) -> Planner:
     """Plans from a trained DiffusionModule: start and goal given exactly (its conditioning holds them), EMA weights."""
     generator = torch.Generator().manual_seed(seed)
