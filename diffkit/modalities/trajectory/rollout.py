@@ -135,9 +135,10 @@ def plan_policy(planner: Planner, replan_every: int | None = None, kp: float = 1
 
 
 def path_policy(planner: Planner, replan_every: int | None = None, plans_out: list | None = None,
-                **gains: float) -> Callable[[], Policy]:  # fmt: skip
-    """Plan as in plan_policy, but follow the plan's xy as a path, at the data controller's pace: its states are the
-    waypoints of WaypointController (dropped once within reach), so the plan's timing does not set the speed."""
+                reach: float = 0.5) -> Callable[[], Policy]:  # fmt: skip
+    """Plan as in plan_policy, but follow the plan's xy as a path at the data controller's pace: its states are the
+    waypoints of WaypointController (dropped once within `reach`), so the plan's timing does not set the speed.
+    reach 0.5: the PD law's steady speed 10·0.5 matches the env's top speed (5.2), the pace of the data."""
 
     def make() -> Policy:
         controllers: list[WaypointController] = []
@@ -147,7 +148,7 @@ def path_policy(planner: Planner, replan_every: int | None = None, plans_out: li
                 plans = planner(states.copy(), goals.copy())
                 if plans_out is not None:
                     plans_out.append(plans)
-                controllers[:] = [WaypointController(None, **gains) for _ in plans]
+                controllers[:] = [WaypointController(None, reach=reach) for _ in plans]
                 for controller, plan in zip(controllers, plans):
                     controller.waypoints = list(plan[1:, :2])
             return np.stack([c(s) for c, s in zip(controllers, states)])
