@@ -68,6 +68,12 @@ def main() -> None:
         choices=["time", "path"],
         help="time: Diffuser's PD on the plan's next state; path: the plan's states as waypoints",
     )
+    parser.add_argument(
+        "--plan-horizon",
+        type=int,
+        default=None,
+        help="plan length at sampling (the conv net takes any multiple of 4); default: trained H",
+    )
     parser.add_argument("--kp", type=float, default=1.0, help="PD position gain (Diffuser: 1)")
     parser.add_argument("--kv", type=float, default=1.0, help="PD velocity gain (Diffuser: 1)")
     parser.add_argument("--sweep", default=None, help="e.g. dpmpp_2m:5,10,20,64 (grid sizes of one sampler)")
@@ -78,6 +84,9 @@ def main() -> None:
     torch.manual_seed(0)
     module = load(args.ckpt)
     layout = module.modality.layout
+    trained_horizon = module.modality.horizon
+    if args.plan_horizon:
+        module.modality.horizon = args.plan_horizon
     pairs = episode_pairs(layout, args.episodes, args.seed)
     started = time.monotonic()
     random = run_episodes(layout, pairs, random_policy(args.seed))
@@ -125,6 +134,7 @@ def main() -> None:
         "pairs_seed": args.seed,
         "replan_every": args.replan_every,
         "tracking": args.tracking,
+        "horizon": {"trained": trained_horizon, "planned": module.modality.horizon},
         "pd_gains": [args.kp, args.kv],
         "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
