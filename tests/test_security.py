@@ -52,7 +52,7 @@ def test_every_recipe_config_passes_and_its_checkpoint_loads(recipe: str, tmp_pa
 @pytest.mark.parametrize("option", _group_options())
 def test_every_conf_group_option_passes_the_allowlist(option: str, tmp_path: Path) -> None:
     group, name = option.split("/")
-    for base in ("smoke/image", "smoke/text"):  # the first recipe the option composes and resolves with
+    for base in ("smoke/image", "smoke/text", "smoke/trajectory"):  # the first recipe it composes and resolves with
         add = "+" if group in SAMPLING_GROUPS else ""
         overrides = [f"recipe={base}", f"{add}{group}={name}", *REQUIRED.get(option, [])]
         try:
@@ -61,7 +61,7 @@ def test_every_conf_group_option_passes_the_allowlist(option: str, tmp_path: Pat
             continue
         check_targets(resolved, option)
         return
-    pytest.fail(f"{option} resolves with neither smoke recipe; add the overrides it needs to REQUIRED")
+    pytest.fail(f"{option} resolves with no smoke recipe; add the overrides it needs to REQUIRED")
 
 
 def test_targets_through_re_exported_modules_are_refused() -> None:
