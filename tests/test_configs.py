@@ -15,9 +15,11 @@ from omegaconf.errors import ConfigAttributeError
 from diffkit.cli import ConfigValueError, check_trainer_args
 from diffkit.config import build_module, to_dict
 from diffkit.training.ar import ARModule
+from diffkit.training.autoencoder import AutoencoderModule
 from diffkit.training.module import DiffusionModule
 
 REQUIRED = {  # mandatory (???) values of a recipe
+    "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
     "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
     "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
 }
@@ -29,7 +31,9 @@ def test_recipe_composes_and_instantiates(recipe: str, tmp_path: Path) -> None:
     resolved = to_dict(cfg)  # every interpolation resolves
     assert resolved["paths"]["output_dir"] == str(tmp_path)
     module = build_module(cfg)
-    assert isinstance(module, ARModule if recipe.endswith("ar_shakespeare") else DiffusionModule)
+    name = recipe.split("/")[-1]
+    expected = ARModule if name.startswith("ar_") else AutoencoderModule if name.endswith("vae") else DiffusionModule
+    assert isinstance(module, expected)
     assert module.resolved_config == resolved
     datamodule = instantiate(cfg.data)
     assert hasattr(datamodule, "train_dataloader")

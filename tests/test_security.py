@@ -24,11 +24,13 @@ from diffkit.security import check_targets, permitted
 from diffkit.training.module import CONFIG_KEY
 
 REQUIRED = {  # mandatory (???) values of a recipe or group option
+    "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
     "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
     "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
     "data/text_files": ["data.text_files=[a.txt]"],
     "data/timeseries_csv": ["data.source=my.csv"],
     "schedule/fitted": ["schedule.path=grid.json"],
+    "modality/latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
     "conditioning/known": ["conditioning.known.masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"],
 }
 SKIPPED_GROUPS = {"hydra", "paths", "recipe"}  # Hydra's own settings and plain paths never reach a checkpoint
