@@ -172,7 +172,9 @@ def test_diffwave_passes_the_core_sampler_contract(name: str) -> None:
     with torch.no_grad():
         a = sampler(counted, x, sigmas, cond=mel, generator=torch.Generator().manual_seed(2))
         b = sampler(denoiser, x, sigmas, cond=mel, generator=torch.Generator().manual_seed(2))
-        other = sampler(denoiser, x, sigmas, cond={"mel": torch.randn(2, 80, 2)}, generator=torch.Generator().manual_seed(2))
+        other = sampler(
+            denoiser, x, sigmas, cond={"mel": torch.randn(2, 80, 2)}, generator=torch.Generator().manual_seed(2)
+        )
     assert a.shape == x.shape and a.dtype == x.dtype and torch.isfinite(a).all()
     assert torch.equal(a, b) and not torch.allclose(a, other)  # seeded; the mel reaches the net
     assert len(calls) == count_nfe(sampler, sigmas) and net.cond_keys == {"mel"}

@@ -99,8 +99,16 @@ def voice_splits(voices: list[str], fractions: tuple[float, float], seed: int = 
     return {v: "test" if i < n_test else "val" if i < n_test + n_val else "train" for i, v in enumerate(order)}
 
 
-def prepare_digits(out: str | Path, n_speakers: int = 1100, *, fractions: tuple[float, float] = (0.1, 0.1),
-                   sample_rate: int = 16000, length: int = 16000, seed: int = 0, log_every: int = 0) -> Path:  # fmt: skip
+def prepare_digits(
+    out: str | Path,
+    n_speakers: int = 1100,
+    *,
+    fractions: tuple[float, float] = (0.1, 0.1),  # val and test shares of the voices
+    sample_rate: int = 16000,
+    length: int = 16000,  # 1 s
+    seed: int = 0,
+    log_every: int = 0,  # print progress every n speakers (0 = quiet)
+) -> Path:
     """Synthesise every digit for n speakers into out/wav/<split>/<label>/<speaker>.wav + out/manifest.csv."""
     out = Path(out)
     chosen = speakers(n_speakers, seed)

@@ -63,7 +63,7 @@ def dnsmos(waves: Tensor, sample_rate: int = 16000) -> dict[str, float]:
 
 
 def griffin_lim(log_mel: Tensor, modality, n_iter: int = 32) -> Tensor:
-    """Griffin-Lim from the same log-mel [B,M,F]: least-squares inverse mel scale, then n_iter iterations -> [B,1,F·hop]."""
+    """Griffin-Lim from the same log-mel [B,M,F]: least-squares inverse mel scale, n_iter iterations; [B,1,F·hop]."""
     n_stft, frames = modality.n_fft // 2 + 1, log_mel.shape[-1]
     inverse = torchaudio.transforms.InverseMelScale(n_stft, modality.n_mels, modality.sample_rate, modality.f_min,
                                                     modality.f_max, norm="slaney", mel_scale="slaney")  # fmt: skip

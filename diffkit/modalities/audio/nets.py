@@ -99,8 +99,9 @@ class DiffWave(nn.Module):
         if mel is None:  # an absent entry is null for every row: the same input as a NaN (dropped) mel
             mel = torch.zeros(x.shape[0], self.n_mels, x.shape[-1] // self.hop, device=x.device, dtype=x.dtype)
         if mel.shape[1] != self.n_mels or mel.shape[-1] * self.hop != x.shape[-1]:
-            raise ValueError(f"DiffWave: cond[{self.mel_key!r}] has shape {tuple(mel.shape)}; expected [B, "
-                             f"{self.n_mels}, {x.shape[-1] // self.hop}] for x {tuple(x.shape)} (hop {self.hop})")  # fmt: skip
+            expected = f"[B, {self.n_mels}, {x.shape[-1] // self.hop}]"
+            raise ValueError(f"DiffWave: cond[{self.mel_key!r}] has shape {tuple(mel.shape)}; expected {expected} "
+                             f"for x {tuple(x.shape)} (hop {self.hop})")  # fmt: skip
         null = torch.isnan(mel).flatten(1).any(1)  # a null (dropped) condition: no mel input for that row
         mel = torch.where(null[:, None, None], torch.zeros_like(mel), mel.to(x.dtype))
         return self.upsampler(mel)
