@@ -9,13 +9,17 @@ References:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torchaudio
 from torch import Tensor
 
-from diffkit.modalities.base import Headline
+from diffkit.modalities.base import Headline, SampleFn
+
+if TYPE_CHECKING:
+    from diffkit.modalities.audio.adapter import AudioModality
 
 EXTRA = 'pip install -e ".[audio]"'  # auraloss, speechmos, onnxruntime, librosa, requests
 
@@ -62,7 +66,7 @@ def dnsmos(waves: Tensor, sample_rate: int = 16000) -> dict[str, float]:
     return {k: float(np.mean([s[f"{k}_mos"] for s in scores])) for k in ("ovrl", "sig", "bak")}
 
 
-def griffin_lim(log_mel: Tensor, modality, n_iter: int = 32) -> Tensor:
+def griffin_lim(log_mel: Tensor, modality: AudioModality, n_iter: int = 32) -> Tensor:
     """Griffin-Lim from the same log-mel [B,M,F]: least-squares inverse mel scale, n_iter iterations; [B,1,F·hop]."""
     n_stft, frames = modality.n_fft // 2 + 1, log_mel.shape[-1]
     inverse = torchaudio.transforms.InverseMelScale(n_stft, modality.n_mels, modality.sample_rate, modality.f_min,
@@ -75,7 +79,7 @@ def griffin_lim(log_mel: Tensor, modality, n_iter: int = 32) -> Tensor:
     return gl(spec).clamp(-1, 1)[:, None]
 
 
-def score(fake: Tensor, real: Tensor, modality, judge: bool = True) -> dict[str, float]:
+def score(fake: Tensor, real: Tensor, modality: AudioModality, judge: bool = True) -> dict[str, float]:
     """Every vocoder score of fake vs real waveforms [B,1,T]."""
     fake_mel, real_mel = modality.log_mel(fake[:, 0]), modality.log_mel(real[:, 0])
     out = {"mr_stft": mr_stft(fake, real), "log_mel_l1": log_mel_l1(fake_mel, real_mel), "mcd": mcd(fake_mel, real_mel)}
@@ -87,10 +91,10 @@ def score(fake: Tensor, real: Tensor, modality, judge: bool = True) -> dict[str,
 class VocoderEvaluator:
     """Vocodes the log-mels of held-out-speaker clips and scores them beside Griffin-Lim (32, 100 iterations)."""
 
-    def __init__(self, modality, n_clips: int = 20, split: str = "test", judge: bool = True) -> None:
+    def __init__(self, modality: AudioModality, n_clips: int = 20, split: str = "test", judge: bool = True) -> None:
         self.modality, self.n_clips, self.split, self.judge = modality, int(n_clips), split, bool(judge)
 
-    def run(self, sample_fn, inpaint_fn=None) -> dict[str, float]:
+    def run(self, sample_fn: SampleFn, inpaint_fn: object = None) -> dict[str, float]:
         real = self.modality.held_out(self.n_clips, self.split)
         mel = self.modality.log_mel(real[:, 0])
         out = score(self.modality.decode(sample_fn(self.n_clips, {"mel": mel})), real, self.modality, self.judge)
