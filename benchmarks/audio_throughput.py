@@ -4,8 +4,7 @@ training and sampling (one network evaluation) examples per second (frames × 25
     python benchmarks/audio_throughput.py --threads 1 --json benchmarks/results/audio_throughput.json
 
 Both are DiffWave BASE (C=64, 30 layers, dilation cycle 10, 80 mels, ×256 upsampler) on [B,1,T] with a log-mel
-[B,80,T/256]. `diffwave` is a benchmark-only dependency: `pip install --no-deps diffwave==0.1.7` (its own
-requirements would replace the pinned torch).
+[B,80,T/256]. `diffwave` is a benchmark-only dependency (`pip install -e ".[bench]"`).
 """
 
 from __future__ import annotations

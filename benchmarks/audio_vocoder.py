@@ -92,6 +92,17 @@ def main() -> None:
         results["rows"].append(row)
         outputs[row["method"]] = audio
         print(json.dumps(row), flush=True)
+    print("| method | NFE | MR-STFT ↓ | log-mel L1 ↓ | MCD dB ↓ | DNSMOS OVRL ↑ | SIG | BAK | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results["rows"]:
+        print(
+            f"| {r['method']} | {r['nfe'] or '–'} | {r['mr_stft']:.3f} | {r['log_mel_l1']:.3f} | {r['mcd']:.2f} | "
+            f"{r['dnsmos_ovrl']:.2f} | {r['dnsmos_sig']:.2f} | {r['dnsmos_bak']:.2f} | {r['seconds']:.1f} |"
+        )
+    real_mos = results["real_dnsmos"]
+    print(
+        f"| real clips | – | 0 | 0 | 0 | {real_mos['ovrl']:.2f} | {real_mos['sig']:.2f} | {real_mos['bak']:.2f} | – |"
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
