@@ -62,7 +62,7 @@ def evaluate(
                     hold=hold,
                     **options,
                 ).cpu()  # fmt: skip
-                for sl in track_slices(_slices(known.shape[0], batch_size), "evaluation: completion (given entries held)")
+                for sl in track_slices(_slices(known.shape[0], batch_size), "evaluation: completion")
             ]
         )
 
