@@ -29,6 +29,7 @@ from diffkit.modalities.base import Modality
 from diffkit.training.compiled import CompiledLoss
 from diffkit.training.ema import EMA
 from diffkit.training.flops import count_flops_once
+from diffkit.training.lr import optimizer_config
 from diffkit.training.module import CONFIG_KEY
 
 
@@ -114,11 +115,7 @@ class ARModule(L.LightningModule):
         return x[:, 1:]
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.net.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizer_config(self.net.parameters(), self.optimizer_factory, self.lr_scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.resolved_config is not None:

@@ -26,6 +26,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from diffkit.modalities.base import Modality
 from diffkit.nets.autoencoder import kl_to_standard_normal
+from diffkit.training.lr import optimizer_config
 from diffkit.training.module import CONFIG_KEY
 
 
@@ -111,11 +112,7 @@ class AutoencoderModule(L.LightningModule):
         return self.autoencoder.decode(torch.randn(shape, generator=generator).to(self.device))
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.autoencoder.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizer_config(self.autoencoder.parameters(), self.optimizer_factory, self.lr_scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.resolved_config is not None:

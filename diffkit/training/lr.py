@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 
 def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, final_factor: float = 0.1) -> LambdaLR:
@@ -22,3 +25,16 @@ def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, fin
         return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def optimizer_config(
+    params: Iterable[Tensor],
+    optimizer_factory: Callable[..., Optimizer],
+    lr_scheduler_factory: Callable[..., LRScheduler] | None = None,
+) -> Any:
+    """Lightning's `configure_optimizers` answer: the optimizer, plus its scheduler stepped every step if one is set."""
+    optimizer = optimizer_factory(params=params)
+    if lr_scheduler_factory is None:
+        return optimizer
+    scheduler = lr_scheduler_factory(optimizer=optimizer)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

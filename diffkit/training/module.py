@@ -35,6 +35,7 @@ from diffkit.modalities.base import (
 from diffkit.training.compiled import CompiledLoss
 from diffkit.training.ema import EMA
 from diffkit.training.flops import count_flops_once
+from diffkit.training.lr import optimizer_config
 
 CONFIG_KEY = "diffkit_config"  # checkpoint key holding the resolved run config (a plain dict)
 RNG_KEY = "diffkit_rng_state"  # checkpoint key holding the global CPU RNG state (uint8 tensor)
@@ -229,11 +230,7 @@ class DiffusionModule(L.LightningModule):
 
     # -- optimisation and checkpoints -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.denoiser.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizer_config(self.denoiser.parameters(), self.optimizer_factory, self.lr_scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.resolved_config is not None:
