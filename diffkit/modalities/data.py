@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import lightning as L
 from torch.utils.data import Dataset, DistributedSampler
 
+from diffkit.modalities.base import DataError
+
 
 class ResumableSampler(DistributedSampler):
     """torch's DistributedSampler (seeded shuffle, rank r takes every world-th index) that can skip the first
@@ -38,6 +40,16 @@ class ResumableDataModule(L.LightningDataModule):
         super().__init__()
         self.per_device_batch = 1
         self.resume_at: tuple[int, int] = (-1, 0)  # (epoch, batches already trained in it), from a checkpoint
+
+    def split_global_batch(self, batch_size: int) -> None:
+        """Set per_device_batch from the global batch_size; it must divide evenly over the processes."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if batch_size % world:
+            raise DataError(
+                f"data.batch_size={batch_size} (the global batch) is not divisible by the {world} processes "
+                f"(trainer.devices x trainer.num_nodes); choose a multiple of {world}"
+            )
+        self.per_device_batch = batch_size // world
 
     def train_sampler(self, dataset: Dataset, seed: int) -> ResumableSampler:
         """This rank's shuffled shard; with one process the same order as rank-concatenated shards."""

@@ -87,11 +87,7 @@ class AudioDataModule(ResumableDataModule):
         return out
 
     def setup(self, stage: str | None = None) -> None:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise DataError(f"data.batch_size={self.batch_size} (the global batch) is not divisible by the {world} "
-                            f"processes; choose a multiple of {world}")  # fmt: skip
-        self.per_device_batch = self.batch_size // world
+        self.split_global_batch(self.batch_size)
         self.prepare_data()
         for split, files in self.files().items():
             if not files and split == "train":

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from diffkit.modalities.base import DataError
 from diffkit.modalities.data import ResumableDataModule, ResumableSampler
 from diffkit.modalities.image.datasets import (
     DIGITS_FILE,
@@ -77,13 +76,7 @@ class NpzImageDataModule(ResumableDataModule):
             self.build()
 
     def setup(self, stage: str | None = None) -> None:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise DataError(
-                f"data.batch_size={self.batch_size} (the global batch) is not divisible by the {world} processes "
-                f"(trainer.devices x trainer.num_nodes); choose a multiple of {world}"
-            )
-        self.per_device_batch = self.batch_size // world
+        self.split_global_batch(self.batch_size)
         if not self.path.exists():  # setup() without prepare_data(), e.g. in a notebook
             self.prepare_data()
         for split in ("train", "val", "test"):

@@ -183,10 +183,7 @@ class TextDataModule(ResumableDataModule):
             prepare_shakespeare(self.data_dir, self.vocab_size)
 
     def setup(self, stage: str | None = None) -> None:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise ValueError(f"data.batch_size={self.batch_size} is not divisible by the {world} devices")
-        self.per_device_batch = self.batch_size // world
+        self.split_global_batch(self.batch_size)
         self.prepare_data()
         for split in SPLITS:
             self.splits[split] = BlockDataset(

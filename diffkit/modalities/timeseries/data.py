@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from diffkit.modalities.base import DataError
 from diffkit.modalities.data import ResumableDataModule
 from diffkit.modalities.timeseries.datasets import SERIES_FILE, Series, load_series, prepare_series
 
@@ -58,11 +57,7 @@ class TimeSeriesDataModule(ResumableDataModule):
             prepare_series(self.data_dir, self.source, time_column=self.time_column, fractions=self.fractions)
 
     def setup(self, stage: str | None = None) -> None:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise DataError(f"data.batch_size={self.batch_size} (the global batch) is not divisible by the {world} "
-                            f"processes; choose a multiple of {world}")  # fmt: skip
-        self.per_device_batch = self.batch_size // world
+        self.split_global_batch(self.batch_size)
         self.prepare_data()
         self.series = load_series(self.data_dir)
         scaled = torch.as_tensor(self.series.scaled(), dtype=torch.float32)

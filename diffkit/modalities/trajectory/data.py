@@ -91,10 +91,7 @@ class PointMazeDataModule(ResumableDataModule):
         return torch.as_tensor(stream["observations"][:, :4], dtype=torch.float32), episodes, n_train
 
     def setup(self, stage: str | None = None) -> None:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise DataError(f"data.batch_size={self.batch_size} is not divisible by the {world} processes")
-        self.per_device_batch = self.batch_size // world
+        self.split_global_batch(self.batch_size)
         if not self.path.exists() or (self.normalizer_file and not Path(self.normalizer_file).exists()):
             self.prepare_data()
         states, episodes, n_train = self._load()
