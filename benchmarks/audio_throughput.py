@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from throughput import compare, save
-from unet_throughput import n_params
+from throughput import compare, n_params, save
 
 from diffkit.modalities.audio.nets import DiffWave
 

@@ -1,19 +1,42 @@
 """Interleaved throughput of two nets (training and no-grad forward), medians, ratio printed and saved as JSON.
 
 Each repeat times every net back to back, alternating which goes first, so machine load hits them alike. Shared by
-the throughput benchmarks (audio_throughput.py; unet_throughput.py and trajectory_throughput.py predate it).
+the throughput benchmarks (unet_throughput.py, trajectory_throughput.py, audio_throughput.py).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
-from unet_throughput import n_params, time_sample, time_train
+
+
+def n_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def time_train(net: nn.Module, call, x: torch.Tensor, opt: torch.optim.Optimizer, steps: int) -> float:
+    """Examples per second of forward + backward + optimizer step."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        call(net, x).square().mean().backward()
+        opt.step()
+    return steps * len(x) / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def time_sample(net: nn.Module, call, x: torch.Tensor, steps: int) -> float:
+    """Examples per second of a no-grad forward pass (one sampler network evaluation)."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        call(net, x)
+    return steps * len(x) / (time.perf_counter() - start)
 
 
 def compare(

@@ -13,14 +13,11 @@ benchmark-only dependency (`pip install -e ".[bench]"`).
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 from functools import partial
-from pathlib import Path
 
 import torch
+from throughput import compare, n_params, save
 from torch import nn
-from unet_throughput import n_params, time_sample, time_train
 
 from diffkit.nets.encoders import KnownChannels
 from diffkit.nets.unet import UNet
@@ -76,29 +73,10 @@ def main() -> None:
         return net(x, torch.zeros(len(x))).sample
 
     nets = {"diffkit": (ours, call_ours), "diffusers": (theirs, call_theirs)}
-    opts = {name: torch.optim.AdamW(net.parameters(), lr=1e-4) for name, (net, _) in nets.items()}
     x_train = torch.randn(args.train_batch, 3 * STATE, HORIZON)
     x_sample = torch.randn(args.sample_batch, 3 * STATE, HORIZON)
-    for name, (net, call) in nets.items():  # warm-up
-        time_train(net, call, x_train, opts[name], 1)
-        time_sample(net, call, x_sample, 1)
-    results: dict[str, dict[str, list[float]]] = {name: {"train": [], "sample": []} for name in nets}
-    for rep in range(args.repeats):
-        for name in list(nets) if rep % 2 == 0 else list(reversed(nets)):
-            net, call = nets[name]
-            results[name]["train"].append(time_train(net, call, x_train, opts[name], args.steps))
-            results[name]["sample"].append(time_sample(net, call, x_sample, args.steps))
-    summary = {name: {k: statistics.median(v) for k, v in kinds.items()} for name, kinds in results.items()}
-    print(f"{'':10s} {'train win/s':>12s} {'plan win/s':>11s}")
-    for name, row in summary.items():
-        print(f"{name:10s} {row['train']:12.1f} {row['sample']:11.1f}")
-    ratios = {kind: summary["diffkit"][kind] / summary["diffusers"][kind] for kind in ("train", "sample")}
-    print(f"{'ratio':10s} {ratios['train']:12.3f} {ratios['sample']:11.3f}   (diffkit / diffusers, > 1 = faster)")
-    out = {"args": vars(args), "params": {"diffkit": n_params(ours), "diffusers": n_params(theirs)}}
-    out.update({"median_windows_per_s": summary, "ratio": ratios, "raw": results})
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    result = compare(nets, x_train, x_sample, repeats=args.repeats, steps=args.steps, unit="win/s")
+    save({"args": vars(args), **result}, args.json)
 
 
 if __name__ == "__main__":

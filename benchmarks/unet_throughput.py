@@ -12,19 +12,12 @@ benchmark-only dependency (`pip install -e ".[bench]"`); the library never impor
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
-from pathlib import Path
 
 import torch
+from throughput import compare, n_params, save
 from torch import nn
 
 from diffkit.nets.unet import UNet
-
-
-def n_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
 
 
 def diffusers_unet(target: int) -> nn.Module:
@@ -43,25 +36,6 @@ def diffusers_unet(target: int) -> nn.Module:
         if best is None or abs(n_params(net) - target) < abs(n_params(best) - target):
             best = net
     return best
-
-
-def time_train(net: nn.Module, call, x: torch.Tensor, opt: torch.optim.Optimizer, steps: int) -> float:
-    """Images per second of forward + backward + optimizer step."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        call(net, x).square().mean().backward()
-        opt.step()
-    return steps * len(x) / (time.perf_counter() - start)
-
-
-@torch.no_grad()
-def time_sample(net: nn.Module, call, x: torch.Tensor, steps: int) -> float:
-    """Images per second of a no-grad forward pass (one sampler network evaluation)."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        call(net, x)
-    return steps * len(x) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -87,31 +61,9 @@ def main() -> None:
         "diffkit": (ours, lambda net, x: net(x, torch.zeros(len(x)))),
         "diffusers": (theirs, lambda net, x: net(x, torch.zeros(len(x))).sample),
     }
-    opts = {name: torch.optim.AdamW(net.parameters(), lr=1e-4) for name, (net, _) in nets.items()}
     x_train, x_sample = torch.randn(args.train_batch, 1, 28, 28), torch.randn(args.sample_batch, 1, 28, 28)
-    for name, (net, call) in nets.items():  # warm-up
-        time_train(net, call, x_train, opts[name], 1)
-        time_sample(net, call, x_sample, 1)
-    results: dict[str, dict[str, list[float]]] = {name: {"train": [], "sample": []} for name in nets}
-    for rep in range(args.repeats):
-        order = list(nets) if rep % 2 == 0 else list(reversed(nets))
-        for name in order:
-            net, call = nets[name]
-            results[name]["train"].append(time_train(net, call, x_train, opts[name], args.steps))
-            results[name]["sample"].append(time_sample(net, call, x_sample, args.steps))
-    summary = {
-        name: {kind: statistics.median(values) for kind, values in kinds.items()} for name, kinds in results.items()
-    }
-    print(f"{'':10s} {'train img/s':>12s} {'sample img/s':>13s}")
-    for name, row in summary.items():
-        print(f"{name:10s} {row['train']:12.1f} {row['sample']:13.1f}")
-    ratios = {kind: summary["diffkit"][kind] / summary["diffusers"][kind] for kind in ("train", "sample")}
-    print(f"{'ratio':10s} {ratios['train']:12.3f} {ratios['sample']:13.3f}   (diffkit / diffusers, > 1 = faster)")
-    out = {"args": vars(args), "params": {"diffkit": n_params(ours), "diffusers": n_params(theirs)}}
-    out.update({"median_images_per_s": summary, "ratio": ratios, "raw": results})
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    result = compare(nets, x_train, x_sample, repeats=args.repeats, steps=args.steps, unit="img/s")
+    save({"args": vars(args), **result}, args.json)
 
 
 if __name__ == "__main__":
