@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -98,23 +99,37 @@ def test_cli_reports_unknown_recipe_in_one_clear_message(tmp_path: Path) -> None
     assert "no_such_recipe" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["diffkit.sample"], "ckpt is required"),
-        (["diffkit.sweep"], "ckpt is required"),
-        (["diffkit.export", "ckpt=x.ckpt"], "out is required"),
-        (["diffkit.train", "trainer.max_steps=abc"], "trainer.max_steps='abc' (str); expected int"),
-        (["diffkit.train", "trainer.max_epochs=[1]"], "trainer.max_epochs=[1] (ListConfig); expected int or null"),
-        (["diffkit.train", "recipe=text/mdlm_shakespeare", "data=text_files"], "data.text_files is required"),
-        (["diffkit.train", "data=text_files"], "data.seq_len does not resolve: Interpolation key 'modality.seq_len'"),
-    ],
-)
-def test_cli_bad_input_is_one_line_naming_the_key(argv: list[str], expected: str, tmp_path: Path) -> None:
+BAD_INPUTS = [
+    (["diffkit.sample"], "ckpt is required"),
+    (["diffkit.sweep"], "ckpt is required"),
+    (["diffkit.export", "ckpt=x.ckpt"], "out is required"),
+    (["diffkit.train", "trainer.max_steps=abc"], "trainer.max_steps='abc' (str); expected int"),
+    (["diffkit.train", "trainer.max_epochs=[1]"], "trainer.max_epochs=[1] (ListConfig); expected int or null"),
+    (["diffkit.train", "recipe=text/mdlm_shakespeare", "data=text_files"], "data.text_files is required"),
+    (["diffkit.train", "data=text_files"], "data.seq_len does not resolve: Interpolation key 'modality.seq_len'"),
+]
+
+
+def test_cli_bad_input_prints_one_line_from_a_fresh_process(tmp_path: Path) -> None:
+    """The whole process (imports, Hydra, the error) writes exactly one stderr line; the cases below run in-process."""
+    argv, expected = BAD_INPUTS[3]
     proc = subprocess.run([sys.executable, "-m", *argv, f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_INPUTS)
+def test_cli_bad_input_is_one_line_naming_the_key(
+    argv: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    entry = importlib.import_module(argv[0])
+    monkeypatch.setattr(sys, "argv", [argv[0], *argv[1:], f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    message = str(exit_info.value.code)
+    assert len(message.splitlines()) == 1 and expected in message, message
+    assert capsys.readouterr().err.strip() == ""  # nothing else on stderr besides the exit line
 
 
 @pytest.mark.parametrize(
