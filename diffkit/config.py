@@ -206,6 +206,9 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     )
 
 
+MODALITY_FILE = "modality.safetensors"  # an exported folder's modality state (buffers such as a normalizer)
+
+
 def load_exported(
     folder: str | os.PathLike, map_location: str | torch.device = "cpu", *, trust: Sequence[str] = ()
 ) -> DiffusionModule:
@@ -221,12 +224,19 @@ def load_exported(
     except (ValueError, OSError) as err:
         raise CheckpointError(f"cannot read {config}: {err}") from None
     module = build_module(OmegaConf.create(checked_config(stored, config, trust)))
-    state = load_file(str(weights))
-    try:
-        module.denoiser.load_state_dict(state)
-        module.ema.module.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{weights}: weights do not fit the model config.json describes ({err})") from None
+    parts = [(weights, (module.denoiser, module.ema.module))]
+    if (modality := folder / MODALITY_FILE).is_file():  # a fitted normalizer etc.; older exports have none
+        parts.append((modality, (module.modality,)))
+    for path, targets in parts:
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # safetensors' SafetensorError: a damaged or truncated file
+            raise CheckpointError(f"cannot read {path}: {err}") from None
+        try:
+            for target in targets:
+                target.load_state_dict(state)
+        except RuntimeError as err:
+            raise CheckpointError(f"{path}: tensors do not fit the model config.json describes ({err})") from None
     return module.to(map_location).eval()
 
 

@@ -17,21 +17,32 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 from safetensors.torch import save_file
+from torch import Tensor, nn
 
 from diffkit.cli import one_line_errors
-from diffkit.config import CheckpointError, load, load_config, to_dict
+from diffkit.config import MODALITY_FILE, CheckpointError, load, load_config, to_dict
 from diffkit.io import atomic_write
 from diffkit.training.checkpoint import non_finite_tensors
 
 
+def tensors(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict as contiguous CPU tensors (what safetensors writes)."""
+    return {name: t.detach().cpu().contiguous() for name, t in state.items()}
+
+
 def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, trust: Sequence[str] = ()) -> Path:
-    """Write out/config.json and out/denoiser.safetensors (the EMA denoiser's weights) from a checkpoint."""
+    """Write out/config.json and out/denoiser.safetensors (the EMA denoiser's weights) from a checkpoint, plus
+    out/modality.safetensors when the modality has state of its own (a fitted normalizer, a latent scale)."""
     module, config = load(ckpt, trust=trust), to_dict(load_config(ckpt, trust=trust))
-    weights = {name: t.detach().cpu().contiguous() for name, t in module.ema.module.state_dict().items()}
-    if bad := non_finite_tensors(weights):
+    weights = tensors(module.ema.module.state_dict())
+    modality = tensors(module.modality.state_dict()) if isinstance(module.modality, nn.Module) else {}
+    if bad := non_finite_tensors(weights) + non_finite_tensors(modality):
         raise CheckpointError(f"{ckpt}: the EMA weights are not finite ({', '.join(bad[:3])}); nothing exported")
     out = Path(out)
-    atomic_write(out / "denoiser.safetensors", lambda tmp: save_file(weights, tmp, metadata={"source": str(ckpt)}))
+    metadata = {"source": str(ckpt)}
+    atomic_write(out / "denoiser.safetensors", lambda tmp: save_file(weights, tmp, metadata=metadata))
+    if modality:
+        atomic_write(out / MODALITY_FILE, lambda tmp: save_file(modality, tmp, metadata=metadata))
     atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     return out
 

@@ -279,3 +279,7 @@ def test_export_then_diffkit_load_gives_a_sampling_ready_module(reference: Path,
     assert x.shape == (4, 1, 8, 8) and torch.equal(x, expected)
     with pytest.raises(CheckpointError, match="not an exported diffkit model"):
         diffkit.load(tmp_path)
+    weights = out / "denoiser.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])  # a truncated download
+    with pytest.raises(CheckpointError, match=f"cannot read {weights}"):
+        diffkit.load(out)

@@ -12,7 +12,8 @@ import pytest
 import torch
 from helpers import ROOT, compose_train
 
-from diffkit.config import build_module, load
+from diffkit.config import build_module, load, load_any
+from diffkit.export import export
 from diffkit.modalities.base import DataError
 from diffkit.modalities.trajectory.adapter import TrajectoryModality
 from diffkit.modalities.trajectory.dataset import episode_ids, generate_stream, load_stream, save_stream, window_starts
@@ -172,8 +173,16 @@ def test_smoke_recipe_trains_plans_and_rolls_out(smoke_run) -> None:
     assert list((out / "run" / "samples" / "final").glob("*.png"))
     module = load(out / "run" / "checkpoints" / "last.ckpt")
     assert bool(module.modality.fitted)  # the normalizer came back from the checkpoint, not from a file
-    stats = json.loads(next((out / "data" / "pointmaze" / "out").glob("*.normalizer.json")).read_text())
+    normalizer = next((out / "data" / "pointmaze" / "out").glob("*.normalizer.json"))
+    stats = json.loads(normalizer.read_text())
     assert module.modality.low.tolist() == pytest.approx(stats["low"])
+    exported = export(out / "run" / "checkpoints" / "last.ckpt", out / "exported")
+    normalizer.rename(normalizer.with_suffix(".moved"))  # the exported folder must not need the data folder
+    try:
+        loaded = load_any(exported)
+    finally:
+        normalizer.with_suffix(".moved").rename(normalizer)
+    assert bool(loaded.modality.fitted) and torch.equal(loaded.modality.high, module.modality.high)
 
 
 @pytest.mark.parametrize("sampler", GAUSSIAN_SAMPLERS)
