@@ -31,7 +31,7 @@ from diffkit.modalities.audio import datasets
 from diffkit.modalities.audio.adapter import AudioModality
 from diffkit.modalities.audio.data import AudioDataModule
 from diffkit.modalities.audio.io import read_wav
-from diffkit.modalities.audio.metrics import griffin_lim, log_mel_l1, mcd, mr_stft
+from diffkit.modalities.audio.metrics import griffin_lim, log_mel_l1, mcd, mel_cepstra, mr_stft
 from diffkit.modalities.audio.nets import DiffWave
 from diffkit.modalities.base import DataError
 from diffkit.train import run
@@ -198,6 +198,10 @@ def test_metrics_match_hand_computed_values() -> None:
     # Δ log-mel = a·basis -> Δc_1 = 2a (log power), MCD = 10/ln10 · sqrt(2 (2a)²).
     a = 0.3
     assert mcd(real + a * basis[:, None].float(), real) == pytest.approx(10 / math.log(10) * math.sqrt(8) * a, rel=1e-4)
+    # The cepstra are scipy's orthonormal DCT-II of the log power over the mel axis, c_1..c_24.
+    scipy_fft = pytest.importorskip("scipy.fft")
+    expected = scipy_fft.dct(2.0 * real.double().numpy(), type=2, norm="ortho", axis=-2)[:, 1:25]
+    assert torch.allclose(mel_cepstra(real), torch.from_numpy(expected), atol=1e-5)
 
 
 def test_griffin_lim_rebuilds_a_tone_from_its_log_mel() -> None:
