@@ -52,6 +52,9 @@ class TextEncoder:
 
     def __init__(self, max_length: int = 16) -> None:  # 16: the longest generated caption has 12 tokens
         from transformers import AutoModel, AutoTokenizer  # lazy: only text-conditioned models load it
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load of a local 90 MB model
 
         folder = model_folder()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
