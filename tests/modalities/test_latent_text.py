@@ -147,12 +147,12 @@ def test_smoke_recipe_trains_and_sample_prompt_writes_a_grid(tmp_path: Path) -> 
     grid = tmp_path / "grid"
     sample(compose_train([f"ckpt={ckpt}", "n=4", "steps=3", "prompt=a dark seven", "guidance_scale=3"], grid,
                          config_name="sample"))  # fmt: skip
-    assert list(grid.glob("samples_step*.png")) and (grid / "prompts.txt").read_text() == "a dark seven\n"
+    assert list(grid.glob("samples_step*.png")) and (grid / "samples_step000000.txt").read_text() == "a dark seven\n"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a dark seven\n\na light one\n")
     rows = tmp_path / "rows"
     sample(compose_train([f"ckpt={ckpt}", "n=3", "steps=2", f"prompt_file={prompts}"], rows, config_name="sample"))
-    assert (rows / "prompts.txt").read_text().splitlines() == ["a dark seven", "a light one"]
+    assert (rows / "samples_step000000.txt").read_text().splitlines() == ["a dark seven", "a light one"]
     from PIL import Image
 
     with Image.open(next(rows.glob("samples_step*.png"))) as img:  # 2 rows of 3 cells of 56 pixels (+ 1 padding)

@@ -113,7 +113,7 @@ class PromptedModality(LatentModality):
         return Request(cond=self.embed(captions))
 
     def log_samples(self, samples: Any, logger: Any, step: int, out_dir: str | None = None) -> None:
-        """The inner modality's grid (one row per prompt) and prompts.txt naming the rows."""
+        """The inner modality's grid (one row per prompt) and beside it a .txt of the same name with its prompts."""
         from diffkit.modalities.image.adapter import save_grid
 
         if out_dir is None or not self.row:
@@ -121,4 +121,4 @@ class PromptedModality(LatentModality):
         else:
             save_grid(samples, os.path.join(out_dir, f"samples_step{step:06d}.png"), nrow=self.row)
         if out_dir is not None and self.prompts:
-            Path(out_dir, "prompts.txt").write_text("\n".join(self.prompts) + "\n", encoding="utf-8")
+            Path(out_dir, f"samples_step{step:06d}.txt").write_text("\n".join(self.prompts) + "\n", encoding="utf-8")
