@@ -10,6 +10,8 @@
     python -m diffkit.sample ckpt=PATH n=0 likelihood=true                     # bits/dim on the test split
     python -m diffkit.sample ckpt=PATH n=8 +request.<arg>=VALUE               # what to sample, in the modality's
                                                                               # terms (its request() arguments)
+    python -m diffkit.sample ckpt=PATH n=16 KEY=VALUE                         # shorthand of +request.KEY=VALUE
+                                                                              # for the keys listed in request_keys
 
 References:
     k-diffusion sample.py; diffusion_policy eval.py (checkpoints carry their config).
@@ -62,11 +64,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.n > 0:
         args = OmegaConf.to_container(cfg.request) if cfg.get("request") is not None else {}
+        args.update({key: cfg[key] for key in cfg.get("request_keys") or () if cfg.get(key) is not None})
         request = build_request(module.modality, cfg.n, args)
-        samples = module.sample(cfg.n, request.cond, known=request.known, mask=request.mask, generator=generator,
+        n = len(next(iter(request.cond.values()))) if request.cond else cfg.n  # a request may ask n per row
+        samples = module.sample(n, request.cond, known=request.known, mask=request.mask, generator=generator,
                                 hold=hold, **options)  # fmt: skip
         module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
-        log.info("wrote %d samples to %s", cfg.n, out_dir)
+        log.info("wrote %d samples to %s", n, out_dir)
     metrics: dict[str, float] = {}
     if cfg.likelihood:
         metrics.update(likelihood(cfg, module, train_cfg))

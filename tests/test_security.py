@@ -25,6 +25,7 @@ from diffkit.training.module import CONFIG_KEY
 
 REQUIRED = {  # mandatory (???) values of a recipe or group option
     "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
+    "image/fashion_mnist_text": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
     "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
     "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
     "data/text_files": ["data.text_files=[a.txt]"],
@@ -32,6 +33,7 @@ REQUIRED = {  # mandatory (???) values of a recipe or group option
     "data/wav_folder": ["data.folder=my_wavs"],
     "schedule/fitted": ["schedule.path=grid.json"],
     "modality/latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
+    "modality/prompted": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
     "conditioning/known": ["conditioning.known.masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"],
 }
 SKIPPED_GROUPS = {"hydra", "paths", "recipe"}  # Hydra's own settings and plain paths never reach a checkpoint

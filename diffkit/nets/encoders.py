@@ -63,3 +63,23 @@ class KnownChannels(nn.Module):
             )
         mask = mask.to(x.dtype).expand_as(x)
         return torch.cat([x, known.to(x.dtype) * mask, mask], dim=1)
+
+
+class ContextTokens(nn.Module):
+    """cond[key] float [B,L,D] and cond[mask_key] [B,L] (1 = token) -> (context, mask) for cross-attention; rows with
+    an all-zero mask (the declared null of a dropped caption, or an absent entry) attend the learned null only."""
+
+    def __init__(self, dim: int, *, key: str = "context", mask_key: str = "context_mask") -> None:
+        super().__init__()
+        self.dim, self.key, self.mask_key = int(dim), key, mask_key
+        self.keys = frozenset({key, mask_key})
+
+    def forward(self, cond: Mapping[str, Tensor] | None, batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        context = cond.get(self.key) if cond else None
+        if context is None:  # no caption at all: one padded token, so only the null token is attended
+            return torch.zeros(batch, 1, self.dim, device=device), torch.zeros(batch, 1, device=device)
+        mask = cond.get(self.mask_key)
+        if mask is None:
+            raise ValueError(f"ContextTokens: cond has a {self.key!r} entry but no {self.mask_key!r} to go with it")
+        mask = mask.to(context.dtype)
+        return torch.where(mask[..., None].bool(), context, 0.0), mask

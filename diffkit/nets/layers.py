@@ -85,3 +85,37 @@ class AttentionBlock(nn.Module):
         q, k, v = self.qkv(tokens).reshape(b, -1, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, c)
         return x + self.out(h).transpose(1, 2).reshape(x.shape)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm multi-head cross-attention, spatial tokens [B,C,*S] -> context tokens [B,L,D], residual (Rombach et al.
+    2022, LDM). A learned null token is always a key, so a fully padded (dropped) context is well defined."""
+
+    def __init__(self, channels: int, context_dim: int, num_heads: int = 4) -> None:
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"cross-attention: channels {channels} not divisible by num_heads {num_heads}")
+        self.num_heads, self.context_dim = num_heads, context_dim
+        self.norm = group_norm(channels)
+        self.context_norm = nn.LayerNorm(context_dim)
+        self.q = nn.Linear(channels, channels)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.null = nn.Parameter(torch.randn(1, 1, context_dim) * 0.02)  # the learned "no caption" key/value
+        self.out = zero_module(nn.Linear(channels, channels))
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x [B,C,*S]; context [B,L,D]; mask [B,L] (1 = token, 0 = padding; None = all tokens)."""
+        b, c = x.shape[:2]
+        if context.ndim != 3 or context.shape[0] != b or context.shape[2] != self.context_dim:
+            raise ValueError(
+                f"cross-attention expects context [{b}, L, {self.context_dim}], got {tuple(context.shape)}"
+            )
+        keep = torch.ones(context.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool()
+        context = torch.where(keep[..., None], context, 0.0)  # padded rows may hold NaN (a declared null)
+        context = torch.cat([self.null.expand(b, -1, -1).to(context.dtype), context], dim=1)
+        keep = torch.cat([keep.new_ones(b, 1), keep], dim=1)  # the null token is always attended
+        heads = (b, -1, self.num_heads, c // self.num_heads)
+        q = self.q(self.norm(x).reshape(b, c, -1).transpose(1, 2)).reshape(heads).transpose(1, 2)
+        k, v = self.kv(self.context_norm(context)).reshape(b, -1, 2, *heads[2:]).permute(2, 0, 3, 1, 4)
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        return x + self.out(h.transpose(1, 2).reshape(b, -1, c)).transpose(1, 2).reshape(x.shape)

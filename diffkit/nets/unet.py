@@ -16,7 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffkit.nets.layers import AttentionBlock, FourierEmbedding, ResBlock, conv_nd, group_norm, zero_module
+from diffkit.nets.layers import (
+    AttentionBlock,
+    CrossAttentionBlock,
+    FourierEmbedding,
+    ResBlock,
+    conv_nd,
+    group_norm,
+    zero_module,
+)
 
 
 class UNet(nn.Module):
@@ -37,6 +45,9 @@ class UNet(nn.Module):
         emb_dim: int | None = None,  # embedding width; default 4 × channels
         embeddings: Mapping[str, Callable[[int], nn.Module]] | None = None,  # emb_dim -> encoder(cond, B) -> [B,E]
         inputs: Callable[[int], nn.Module] | None = None,  # in_channels -> encoder(x, cond) feeding the stem
+        context: nn.Module
+        | None = None,  # encoder(cond, B, device) -> (tokens [B,L,D], mask [B,L]), e.g. ContextTokens
+        context_levels: Sequence[int] = (),  # levels with cross-attention to the context (the middle always has it)
     ) -> None:
         super().__init__()
         self.in_channels, self.dims = in_channels, dims
@@ -51,7 +62,8 @@ class UNet(nn.Module):
         stem_channels = self.inputs.out_channels if self.inputs is not None else in_channels
         self.stem = conv_nd(dims, stem_channels, channels, 3, padding=1)
         # The condition entries this net reads (the model checks that every declared entry has a reader).
-        encoders = [*self.embeddings.values(), *([self.inputs] if self.inputs is not None else [])]
+        self.context = context
+        encoders = [*self.embeddings.values(), *(e for e in (self.inputs, context) if e is not None)]
         self.cond_keys = frozenset(key for encoder in encoders for key in encoder.keys)
         self.down, skips, ch = nn.ModuleList(), [channels], channels
         for level, mult in enumerate(channel_mult):
@@ -60,14 +72,18 @@ class UNet(nn.Module):
                 ch = channels * mult
                 if level in attn_levels:
                     blocks.append(AttentionBlock(ch, num_heads))
+                if context is not None and level in context_levels:
+                    blocks.append(CrossAttentionBlock(ch, context.dim, num_heads))
                 self.down.append(nn.ModuleList(blocks))
                 skips.append(ch)
             if level < self.num_levels - 1:
                 self.down.append(nn.ModuleList([conv_nd(dims, ch, ch, 3, stride=2, padding=1)]))
                 skips.append(ch)
+        cross = [CrossAttentionBlock(ch, context.dim, num_heads)] if context is not None else []
         self.mid = nn.ModuleList(
-            [ResBlock(dims, ch, ch, emb_dim, dropout), AttentionBlock(ch, num_heads), ResBlock(dims, ch, ch, emb_dim)]
-        )
+            [ResBlock(dims, ch, ch, emb_dim, dropout), AttentionBlock(ch, num_heads), *cross,
+             ResBlock(dims, ch, ch, emb_dim)]
+        )  # fmt: skip
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for i in range(num_res_blocks + 1):
@@ -75,6 +91,8 @@ class UNet(nn.Module):
                 ch = channels * mult
                 if level in attn_levels:
                     blocks.append(AttentionBlock(ch, num_heads))
+                if context is not None and level in context_levels:
+                    blocks.append(CrossAttentionBlock(ch, context.dim, num_heads))
                 if level > 0 and i == num_res_blocks:
                     blocks.append(_Upsample(dims, ch))
                 self.up.append(nn.ModuleList(blocks))
@@ -103,18 +121,25 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, c_noise: Tensor, cond: Mapping[str, Tensor] | None = None) -> Tensor:
         self._check(x)
         emb = self.embed(c_noise, cond, x.shape[0])
+        ctx = self.context(cond, x.shape[0], x.device) if self.context is not None else None
+
+        def apply(block: nn.Module, h: Tensor) -> Tensor:
+            if isinstance(block, ResBlock):
+                return block(h, emb)
+            return block(h, *ctx) if isinstance(block, CrossAttentionBlock) else block(h)
+
         h = self.stem(self.inputs(x, cond) if self.inputs is not None else x)
         hs = [h]
         for blocks in self.down:
             for block in blocks:
-                h = block(h, emb) if isinstance(block, ResBlock) else block(h)
+                h = apply(block, h)
             hs.append(h)
         for block in self.mid:
-            h = block(h, emb) if isinstance(block, ResBlock) else block(h)
+            h = apply(block, h)
         for blocks in self.up:
             h = torch.cat([h, hs.pop()], dim=1)
             for block in blocks:
-                h = block(h, emb) if isinstance(block, ResBlock) else block(h)
+                h = apply(block, h)
         return self.head(h)
 
 
