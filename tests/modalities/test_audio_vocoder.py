@@ -112,3 +112,19 @@ def test_a_tiny_vocoder_learns_a_batch_under_the_recipe_noise() -> None:
     with torch.no_grad():
         after = loss(denoiser, x0, cond, sigma=sigma, noise=noise).mean()
     assert after < 0.5 * before  # the net denoises σ = 0.05 (SNR ~ 2) far better than the skip path alone
+
+
+def test_held_out_mels_are_the_whole_clip_frames_training_sees(tmp_path: Path) -> None:
+    clips = _speech_like(3)
+    for i, clip in enumerate(clips):
+        (tmp_path / "wav").mkdir(exist_ok=True)
+        sf.write(str(tmp_path / "wav" / f"c{i}.wav"), clip, 16000, subtype="PCM_16")
+    rows = "".join(f"wav/c{i}.wav,{i},s{i},test\n" for i in range(3))
+    (tmp_path / "manifest.csv").write_text("file,label,speaker,split\n" + rows)
+    modality = AudioModality(length=2048, mel_cond=True, data_dir=str(tmp_path))
+    val = ClipDataset(clips, np.zeros(3), 2048, random_crop=False, hop=256, context=512)
+    items = [val[i] for i in range(3)]
+    torch.testing.assert_close(modality.held_out(3), torch.stack([it["audio"] for it in items]), atol=1e-4, rtol=0)
+    _, cond = modality.encode({k: torch.stack([it[k] for it in items]) for k in ("audio", "context")})
+    torch.testing.assert_close(modality.held_out_mel(3), cond["mel"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(modality.request(3).cond["mel"], cond["mel"], atol=1e-4, rtol=0)

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torchaudio
 from torch import Tensor
@@ -116,21 +115,37 @@ class AudioModality:
         """Model space [B,1,T] -> waveforms [B,1,T] in [-1, 1] (float32, CPU)."""
         return x0.detach().float().cpu().clamp(-1.0, 1.0)
 
-    def held_out(self, n: int, split: str = "test") -> Tensor:
-        """The first n clips of a split (manifest order), centred crops of `length` samples, [n,1,length]."""
+    def _held_out_clips(self, n: int, split: str) -> list[Tensor]:
+        """The first n clips of a split (manifest order), each trimmed (centred) to whole frames, at least `length`."""
         from diffkit.modalities.audio.datasets import read_manifest
 
         rows = [r for r in read_manifest(self.data_dir) if r["split"] == split][:n]
         if len(rows) < n:
             raise DataError(f"{self.data_dir}: the {split} split has {len(rows)} clips, asked for {n}")
-        clips = [fit_length(read_wav(Path(self.data_dir) / r["file"], self.sample_rate), self.length) for r in rows]
-        return torch.as_tensor(np.stack(clips))[:, None]  # centred crops: the speech, not the leading silence
+        clips = [read_wav(Path(self.data_dir) / r["file"], self.sample_rate) for r in rows]
+        return [torch.as_tensor(fit_length(c, max(len(c) // self.hop * self.hop, self.length))) for c in clips]
+
+    def _centre(self, clip: Tensor) -> int:
+        """First sample of the centred crop of `length` samples that starts on a whole frame (as in training data)."""
+        return (clip.shape[-1] - self.length) // self.hop // 2 * self.hop
+
+    def held_out(self, n: int, split: str = "test") -> Tensor:
+        """The first n clips of a split, centred frame-aligned crops of `length` samples, [n,1,length]."""
+        crops = [c[self._centre(c) : self._centre(c) + self.length] for c in self._held_out_clips(n, split)]
+        return torch.stack(crops)[:, None]  # centred crops: the speech, not the leading silence
+
+    def held_out_mel(self, n: int, split: str = "test") -> Tensor:
+        """The log-mels [n,n_mels,length/hop] of held_out(n, split), computed on the whole clips (as in training)."""
+        frames = self.length // self.hop
+        mels = [self.log_mel(c[None])[0, :, self._centre(c) // self.hop :][:, :frames]
+                for c in self._held_out_clips(n, split)]  # fmt: skip
+        return torch.stack(mels)
 
     def request(self, n: int, split: str = "test") -> Request:
         """Vocoder: the log-mels of n held-out clips (`+request.split=val`); labels: every digit in turn."""
         cond: dict[str, Tensor] = {}
         if self.mel_cond:
-            cond["mel"] = self.log_mel(self.held_out(n, split)[:, 0])
+            cond["mel"] = self.held_out_mel(n, split)
         if self.num_classes:
             cond["label"] = torch.arange(n) % int(self.num_classes)
         return Request(cond=cond or None)
