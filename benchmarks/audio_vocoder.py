@@ -30,9 +30,9 @@ from diffkit.modalities.audio.plots import spectrogram_grid
 SAMPLERS = {"dpmpp_2m": sample_dpmpp_2m, "euler": sample_euler, "heun": sample_heun}
 
 
-def held_out_clips(modality, n: int, frames: int) -> torch.Tensor:
-    """n test clips [n,1,frames·hop], one per speaker (spread over the split), digit i mod 10 of speaker i."""
-    rows = [r for r in read_manifest(modality.data_dir) if r["split"] == "test"]
+def held_out_clips(modality, n: int, frames: int, split: str = "test") -> torch.Tensor:
+    """n clips [n,1,frames·hop] of a split, one per speaker (spread over the split), digit i mod 10 of speaker i."""
+    rows = [r for r in read_manifest(modality.data_dir) if r["split"] == split]
     speakers = sorted({r["speaker"] for r in rows})
     step = max(1, len(speakers) // n)
     chosen = [next(r for r in rows if r["speaker"] == s and int(r["label"]) == i % 10)
@@ -42,10 +42,19 @@ def held_out_clips(modality, n: int, frames: int) -> torch.Tensor:
     return torch.as_tensor(clips)[:, None]
 
 
+def cpu_model() -> str:
+    """The CPU's model name as lscpu prints it (platform.processor() is empty on Linux)."""
+    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("model name")] if Path("/proc/cpuinfo").is_file() else []  # fmt: skip
+    return names[0] if names else platform.processor()
+
+
 @torch.no_grad()
-def vocode(module, mel: torch.Tensor, steps: int, sampler_name: str, seed: int = 0) -> tuple[torch.Tensor, int]:
+def vocode(module, mel: torch.Tensor, steps: int, sampler_name: str, seed: int = 0,
+           sigma_min: float | None = None) -> tuple[torch.Tensor, int]:  # fmt: skip
     """Waveforms [n,1,F·hop] from log-mels with a core sampler on the model's schedule; returns (audio, NFE)."""
-    sampler, sigmas = SAMPLERS[sampler_name], module.schedule(steps)
+    grid = {} if sigma_min is None else {"sigma_min": sigma_min}  # the grid's last σ > 0 (default: the model's)
+    sampler, sigmas = SAMPLERS[sampler_name], module.schedule(steps, **grid)
     generator = torch.Generator().manual_seed(seed)
     shape = (mel.shape[0], 1, mel.shape[-1] * module.modality.hop)
     x = module.process.prior(shape, device=torch.device("cpu"), generator=generator, sigma=float(sigmas[0]))
@@ -60,6 +69,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=62, help="mel frames per clip (62 × 256 = 15,872 samples)")
     parser.add_argument("--steps", type=int, nargs="+", default=[6, 12, 25, 50], help="DPM++(2M) grid sizes (= NFE)")
     parser.add_argument("--extra", nargs="*", default=["euler:12", "heun:6"], help="sampler:steps pairs")
+    parser.add_argument("--split", default="test", help="test (held-out voices) or val (for choosing settings)")
+    parser.add_argument("--sigma-min", type=float, default=None, help="override the sampling grid's last σ > 0")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
     parser.add_argument("--docs", default=None, help="folder for example WAVs and a spectrogram grid")
@@ -67,10 +78,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     module = load(args.ckpt)
     modality = module.modality
-    real = held_out_clips(modality, args.n_clips, args.frames)
+    real = held_out_clips(modality, args.n_clips, args.frames, args.split)
     mel = modality.log_mel(real[:, 0])
-    results: dict = {"ckpt": args.ckpt, "step": None, "n_clips": len(real), "cpu": platform.processor(),
-                     "threads": args.threads, "rows": []}  # fmt: skip
+    results: dict = {"ckpt": args.ckpt, "step": None, "n_clips": len(real), "split": args.split,
+                     "sigma_min": args.sigma_min, "cpu": cpu_model(), "threads": args.threads, "rows": []}  # fmt: skip
     results["step"] = int(torch.load(args.ckpt, map_location="cpu", weights_only=False)["global_step"])
     results["real_dnsmos"] = dnsmos(real, modality.sample_rate)
     print(f"real: DNSMOS {results['real_dnsmos']}", flush=True)
@@ -86,7 +97,7 @@ def main() -> None:
     runs = [("dpmpp_2m", s) for s in args.steps] + [(e.split(":")[0], int(e.split(":")[1])) for e in args.extra]
     for sampler_name, steps in runs:
         start = time.time()
-        audio, nfe = vocode(module, mel, steps, sampler_name)
+        audio, nfe = vocode(module, mel, steps, sampler_name, sigma_min=args.sigma_min)
         row = {"method": f"diffkit vocoder, {sampler_name} {steps} steps", "nfe": nfe, "seconds": time.time() - start,
                **score(audio, real, modality)}  # fmt: skip
         results["rows"].append(row)

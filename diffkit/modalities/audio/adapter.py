@@ -2,7 +2,8 @@
 
 The log-mel (torchaudio MelSpectrogram of magnitudes, natural log with a floor) is computed here and only here: the
 vocoder's condition, the metrics and the Griffin-Lim baseline all call `log_mel`. encode() derives the mel
-condition from x0 itself, so batches carry only audio (and a label).
+condition from the audio itself: from the crop's clip context when the batch has one (batch["context"], so training
+frames equal the frames of the whole-clip mel a vocoder is given at sampling time), else from x0 alone.
 
 References:
     Kong et al. 2021 (DiffWave: mel-conditioned waveform diffusion); Shen et al. 2018 (Tacotron 2 log-mel).
@@ -15,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torchaudio
 from torch import Tensor
@@ -31,15 +31,31 @@ class LogMel(torch.nn.Module):
     def __init__(self, sample_rate: int, n_fft: int, hop: int, n_mels: int, f_min: float, f_max: float,
                  log_floor: float) -> None:  # fmt: skip
         super().__init__()
-        self.hop, self.log_floor = int(hop), float(log_floor)
-        self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop,
-                                                        n_mels=n_mels, f_min=f_min, f_max=f_max, power=1.0,
-                                                        norm="slaney", mel_scale="slaney")  # fmt: skip
+        self.hop, self.n_fft, self.log_floor = int(hop), int(n_fft), float(log_floor)
+        kwargs = dict(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, f_min=f_min, f_max=f_max,
+                      power=1.0, norm="slaney", mel_scale="slaney")  # fmt: skip
+        self.mel = torchaudio.transforms.MelSpectrogram(**kwargs)
+        self.uncentred = torchaudio.transforms.MelSpectrogram(center=False, **kwargs)  # frames inside the input only
+
+    def _check(self, length: int) -> None:
+        if length % self.hop:
+            raise ValueError(f"log_mel: length {length} is not a multiple of the hop {self.hop}")
 
     def forward(self, wave: Tensor) -> Tensor:
-        if wave.shape[-1] % self.hop:
-            raise ValueError(f"log_mel: length {wave.shape[-1]} is not a multiple of the hop {self.hop}")
+        self._check(wave.shape[-1])
         mel = self.mel.to(wave.device)(wave.float())[..., : wave.shape[-1] // self.hop]
+        return torch.log(torch.clamp(mel, min=self.log_floor))
+
+    def around(self, wave: Tensor, length: int) -> Tensor:
+        """log-mel [...,n_mels,length/hop] of the middle `length` samples of wave [...,length+2c], c ≥ n_fft/2 samples
+        of clip context each side: the frames the whole clip's log-mel has there (no padding at the crop's edges)."""
+        self._check(length)
+        c, half = (wave.shape[-1] - length) // 2, self.n_fft // 2
+        if c < half or wave.shape[-1] != length + 2 * c:
+            raise ValueError(f"log_mel: a context window of {wave.shape[-1]} samples around {length} needs at least "
+                             f"n_fft/2 = {half} samples each side")  # fmt: skip
+        window = wave[..., c - half : c + length + half].float()
+        mel = self.uncentred.to(wave.device)(window)[..., : length // self.hop]
         return torch.log(torch.clamp(mel, min=self.log_floor))
 
 
@@ -89,7 +105,8 @@ class AudioModality:
                             f"[B, 1, {self.length}]")  # fmt: skip
         cond: dict[str, Tensor] = {}
         if self.mel_cond:
-            cond["mel"] = self.log_mel(x0[:, 0])
+            context = batch.get("context")  # the crop with clip context: its frames equal the whole clip's mel
+            cond["mel"] = self.log_mel(x0[:, 0]) if context is None else self.log_mel.around(context[:, 0], self.length)
         if self.num_classes:
             cond["label"] = batch["label"].long()
         return x0, cond
@@ -98,21 +115,37 @@ class AudioModality:
         """Model space [B,1,T] -> waveforms [B,1,T] in [-1, 1] (float32, CPU)."""
         return x0.detach().float().cpu().clamp(-1.0, 1.0)
 
-    def held_out(self, n: int, split: str = "test") -> Tensor:
-        """The first n clips of a split (manifest order), centred crops of `length` samples, [n,1,length]."""
+    def _held_out_clips(self, n: int, split: str) -> list[Tensor]:
+        """The first n clips of a split (manifest order), each trimmed (centred) to whole frames, at least `length`."""
         from diffkit.modalities.audio.datasets import read_manifest
 
         rows = [r for r in read_manifest(self.data_dir) if r["split"] == split][:n]
         if len(rows) < n:
             raise DataError(f"{self.data_dir}: the {split} split has {len(rows)} clips, asked for {n}")
-        clips = [fit_length(read_wav(Path(self.data_dir) / r["file"], self.sample_rate), self.length) for r in rows]
-        return torch.as_tensor(np.stack(clips))[:, None]  # centred crops: the speech, not the leading silence
+        clips = [read_wav(Path(self.data_dir) / r["file"], self.sample_rate) for r in rows]
+        return [torch.as_tensor(fit_length(c, max(len(c) // self.hop * self.hop, self.length))) for c in clips]
+
+    def _centre(self, clip: Tensor) -> int:
+        """First sample of the centred crop of `length` samples that starts on a whole frame (as in training data)."""
+        return (clip.shape[-1] - self.length) // self.hop // 2 * self.hop
+
+    def held_out(self, n: int, split: str = "test") -> Tensor:
+        """The first n clips of a split, centred frame-aligned crops of `length` samples, [n,1,length]."""
+        crops = [c[self._centre(c) : self._centre(c) + self.length] for c in self._held_out_clips(n, split)]
+        return torch.stack(crops)[:, None]  # centred crops: the speech, not the leading silence
+
+    def held_out_mel(self, n: int, split: str = "test") -> Tensor:
+        """The log-mels [n,n_mels,length/hop] of held_out(n, split), computed on the whole clips (as in training)."""
+        frames = self.length // self.hop
+        mels = [self.log_mel(c[None])[0, :, self._centre(c) // self.hop :][:, :frames]
+                for c in self._held_out_clips(n, split)]  # fmt: skip
+        return torch.stack(mels)
 
     def request(self, n: int, split: str = "test") -> Request:
         """Vocoder: the log-mels of n held-out clips (`+request.split=val`); labels: every digit in turn."""
         cond: dict[str, Tensor] = {}
         if self.mel_cond:
-            cond["mel"] = self.log_mel(self.held_out(n, split)[:, 0])
+            cond["mel"] = self.held_out_mel(n, split)
         if self.num_classes:
             cond["label"] = torch.arange(n) % int(self.num_classes)
         return Request(cond=cond or None)

@@ -96,7 +96,7 @@ class VocoderEvaluator:
 
     def run(self, sample_fn: SampleFn, inpaint_fn: object = None) -> dict[str, float]:
         real = self.modality.held_out(self.n_clips, self.split)
-        mel = self.modality.log_mel(real[:, 0])
+        mel = self.modality.held_out_mel(self.n_clips, self.split)  # from the whole clips, as in training
         out = score(self.modality.decode(sample_fn(self.n_clips, {"mel": mel})), real, self.modality, self.judge)
         for n_iter in (32, 100):
             gl = score(griffin_lim(mel, self.modality, n_iter), real, self.modality, self.judge)

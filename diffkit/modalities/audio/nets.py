@@ -73,9 +73,12 @@ class DiffWave(nn.Module):
         upsample_strides: Sequence[int] = (16, 16),  # mel frames -> samples; product = the mel hop
         embeddings: Mapping[str, Callable[[int], nn.Module]] | None = None,  # emb_dim -> encoder(cond, B) -> [B,E]
         mel_key: str = "mel",  # the condition entry holding the log-mel
+        mel_mean: float = 0.0,  # the net reads (log-mel - mel_mean) / mel_std: raw log-mels (~ -8 ± 4) saturate gates
+        mel_std: float = 1.0,
     ) -> None:
         super().__init__()
         self.in_channels, self.n_mels, self.mel_key = in_channels, n_mels, mel_key
+        self.mel_mean, self.mel_std = float(mel_mean), float(mel_std)
         self.stem = nn.Conv1d(in_channels, channels, 1)
         self.noise_embed = nn.Sequential(FourierEmbedding(128), nn.Linear(128, emb_dim), nn.SiLU(),
                                          nn.Linear(emb_dim, emb_dim), nn.SiLU())  # fmt: skip
@@ -103,7 +106,7 @@ class DiffWave(nn.Module):
             raise ValueError(f"DiffWave: cond[{self.mel_key!r}] has shape {tuple(mel.shape)}; expected {expected} "
                              f"for x {tuple(x.shape)} (hop {self.hop})")  # fmt: skip
         null = torch.isnan(mel).flatten(1).any(1)  # a null (dropped) condition: no mel input for that row
-        mel = torch.where(null[:, None, None], torch.zeros_like(mel), mel.to(x.dtype))
+        mel = torch.where(null[:, None, None], torch.zeros_like(mel), (mel.to(x.dtype) - self.mel_mean) / self.mel_std)
         return self.upsampler(mel)
 
     def forward(self, x: Tensor, c_noise: Tensor, cond: Mapping[str, Tensor] | None = None) -> Tensor:
