@@ -30,7 +30,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from diffkit.cli import one_line_errors
-from diffkit.config import CheckpointError, instantiate_option, load, load_config
+from diffkit.config import CheckpointError, checkpoint_step, instantiate_option, load, load_config
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError, Modality, Request
 from diffkit.training.evaluation import evaluate, evaluate_likelihood
@@ -69,7 +69,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         n = len(next(iter(request.cond.values()))) if request.cond else cfg.n  # a request may ask n per row
         samples = module.sample(n, request.cond, known=request.known, mask=request.mask, generator=generator,
                                 hold=hold, **options)  # fmt: skip
-        module.modality.log_samples(module.modality.decode(samples), None, step=0, out_dir=str(out_dir))
+        step = checkpoint_step(cfg.ckpt)  # files named after the model's training step, as the run's own grids are
+        module.modality.log_samples(module.modality.decode(samples), None, step=step, out_dir=str(out_dir))
         log.info("wrote %d samples to %s", n, out_dir)
     metrics: dict[str, float] = {}
     if cfg.likelihood:

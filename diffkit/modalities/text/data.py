@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffkit.io import atomic_write, write_json
 from diffkit.modalities.base import DataError
 from diffkit.modalities.data import ResumableDataModule
 from diffkit.modalities.text.adapter import build_char_tokenizer
@@ -100,17 +101,20 @@ def split_documents(docs: dict[str, str], held_out: dict[str, Sequence[str]] | N
 def prepare_text(
     out_dir: str | os.PathLike, splits: dict[str, str], vocab_size: int, sources: dict[str, Any]
 ) -> dict[str, int]:
-    """Train the tokenizer on the train split only, tokenize every split, save ids and a manifest."""
+    """Train the tokenizer on the train split only, tokenize every split, save ids and a manifest.
+
+    The manifest goes first (removed) and last (written): a killed or concurrent run leaves no manifest over
+    half-written files, so the next prepare_data() builds again; every file is written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
     tokenizer = build_char_tokenizer(splits["train"], vocab_size, out / "tokenizer")
     sizes = {}
     for split in SPLITS:
         ids = torch.tensor(tokenizer(splits[split], add_special_tokens=False)["input_ids"], dtype=torch.int16)
-        torch.save(ids, out / f"{split}.pt")
+        atomic_write(out / f"{split}.pt", lambda tmp, ids=ids: torch.save(ids, tmp))
         sizes[split] = len(ids)
-    manifest = {"sources": sources, "vocab_size": vocab_size, "tokens": sizes}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json({"sources": sources, "vocab_size": vocab_size, "tokens": sizes}, out / "manifest.json")
     return sizes
 
 
