@@ -13,7 +13,6 @@ References:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,7 +56,6 @@ class TextEncoder:
         hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load of a local 90 MB model
 
         folder = model_folder()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
         self.max_length = int(max_length)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModel.from_pretrained(folder).eval().requires_grad_(False)
