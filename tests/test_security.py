@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import CONF_DIR, RECIPES, ROOT, compose_train, subprocess_env
+from helpers import CONF_DIR, RECIPES, ROOT, compose_train, skip_without_text_extra, subprocess_env
 from safetensors.torch import save_file
 
 import diffkit
@@ -50,6 +50,7 @@ def _group_options() -> list[str]:
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_every_recipe_config_passes_and_its_checkpoint_loads(recipe: str, tmp_path: Path) -> None:
     cfg = compose_train([f"recipe={recipe}", *REQUIRED.get(recipe, [])], tmp_path)
+    skip_without_text_extra(cfg)
     check_trainer_args(cfg.trainer)  # the recipes' trainer settings have the types Lightning expects
     module = build_module(cfg)
     path = tmp_path / "recipe.ckpt"
