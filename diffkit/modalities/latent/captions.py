@@ -63,6 +63,13 @@ def caption_text(
     return template.format(c=class_names[label], a=ATTRIBUTES[attribute] if attribute is not None else "")
 
 
+def templates_of(split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(attribute templates, class-only templates) of a split: the held-out phrasings for "test", else training's."""
+    if split == "test":
+        return TEST_TEMPLATES, TEST_CLASS_TEMPLATES
+    return TRAIN_TEMPLATES, TRAIN_CLASS_TEMPLATES
+
+
 class Captioner:
     """Random captions of (label, attribute) pairs for one split: train phrasings (held-out pairs by class only) or
     the held-out test phrasings (all pairs)."""
@@ -76,9 +83,7 @@ class Captioner:
     ) -> None:
         self.terciles, self.split, self.class_names = terciles, split, tuple(class_names)
         self.held_out = {(int(c), int(a)) for c, a in held_out}
-        test = split == "test"
-        self.templates = TEST_TEMPLATES if test else TRAIN_TEMPLATES
-        self.class_templates = TEST_CLASS_TEMPLATES if test else TRAIN_CLASS_TEMPLATES
+        self.templates, self.class_templates = templates_of(split)
 
     def caption(self, label: int, attribute: int, generator: Generator | None = None) -> str:
         """A caption of one example: with P_ATTRIBUTE its attribute phrasing (never a held-out pair in training)."""
@@ -99,9 +104,7 @@ class Captioner:
 def prompt_set(split: str = "test") -> list[tuple[str, int, int | None]]:
     """Every (prompt, class, attribute) of a split's attribute templates, plus its class-only templates (attribute
     None): the benchmark's prompts come from the held-out test phrasings."""
-    test = split == "test"
-    templates = TEST_TEMPLATES if test else TRAIN_TEMPLATES
-    class_templates = TEST_CLASS_TEMPLATES if test else TRAIN_CLASS_TEMPLATES
+    templates, class_templates = templates_of(split)
     out: list[tuple[str, int, int | None]] = []
     for c in range(len(CLASS_NAMES)):
         out += [(caption_text(t, c, a), c, a) for t in templates for a in range(len(ATTRIBUTES))]
