@@ -22,6 +22,7 @@ from diffkit.training.module import DiffusionModule
 REQUIRED = {  # mandatory (???) values of a recipe
     "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
     "image/fashion_mnist_text": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
+    "image/fashion_mnist_text_dit": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
     "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
     "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
 }

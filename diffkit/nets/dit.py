@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffkit.nets.layers import FourierEmbedding
+from diffkit.nets.layers import CrossAttentionBlock, FourierEmbedding
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
@@ -38,9 +38,11 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class Block(nn.Module):
-    """Pre-norm self-attention + MLP with optional adaLN modulation from the embedding [B,E]."""
+    """Pre-norm self-attention (+ cross-attention to context tokens, PixArt-α) + MLP, optional adaLN modulation."""
 
-    def __init__(self, dim: int, heads: int, emb_dim: int | None, dropout: float, causal: bool) -> None:
+    def __init__(
+        self, dim: int, heads: int, emb_dim: int | None, dropout: float, causal: bool, context_dim: int | None = None
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"DiT: dim {dim} not divisible by heads {heads}")
@@ -51,13 +53,20 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=emb_dim is None)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
+        self.cross = CrossAttentionBlock(dim, context_dim, heads) if context_dim is not None else None
         self.ada = None
         if emb_dim is not None:  # adaLN-Zero: starts as the identity block
             self.ada = nn.Linear(emb_dim, 6 * dim)
             nn.init.zeros_(self.ada.weight)
             nn.init.zeros_(self.ada.bias)
 
-    def forward(self, h: Tensor, emb: Tensor | None, rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        h: Tensor,
+        emb: Tensor | None,
+        rotary: tuple[Tensor, Tensor] | None = None,
+        context: tuple[Tensor, Tensor] | None = None,  # (tokens [B,L,D], mask [B,L]) for the cross-attention
+    ) -> Tensor:
         b, n, d = h.shape
         if self.ada is not None and emb is not None:
             s1, b1, g1, s2, b2, g2 = self.ada(emb)[:, None, :].chunk(6, dim=-1)
@@ -71,6 +80,10 @@ class Block(nn.Module):
         drop = self.dropout if self.training else 0.0
         a = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
         h = h + g1 * self.drop(self.proj(a.transpose(1, 2).reshape(b, n, d)))
+        if self.cross is not None:  # residual, zero-initialised: [B,N,D] as [B,D,N] channels-first tokens
+            if context is None:
+                raise ValueError("DiT block: built with cross-attention but given no context tokens")
+            h = self.cross(h.transpose(1, 2), *context).transpose(1, 2)
         return h + g2 * self.drop(self.mlp(self.norm2(h) * (1 + s2) + b2))
 
 

@@ -8,6 +8,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,21 @@ class FourierEmbedding(nn.Module):
     def forward(self, c: Tensor) -> Tensor:
         angles = 2 * math.pi * c.float()[:, None] * self.freqs[None, :]
         return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+def noise_and_condition_embedding(
+    noise_embed: nn.Module,
+    encoders: Mapping[str, nn.Module],
+    c_noise: Tensor,
+    cond: Mapping[str, Tensor] | None,
+    batch: int,
+) -> Tensor:
+    """SiLU(noise embedding + every embedding encoder's output) [B,E]; an encoder gives its learned null where its
+    entry is null or absent (ADM / DiT: class embeddings added to the timestep embedding)."""
+    emb = noise_embed(c_noise.reshape(-1).expand(batch))
+    for encoder in encoders.values():
+        emb = emb + encoder(cond, batch)
+    return F.silu(emb)
 
 
 class ResBlock(nn.Module):

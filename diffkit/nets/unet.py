@@ -23,6 +23,7 @@ from diffkit.nets.layers import (
     ResBlock,
     conv_nd,
     group_norm,
+    noise_and_condition_embedding,
     zero_module,
 )
 
@@ -113,10 +114,7 @@ class UNet(nn.Module):
 
     def embed(self, c_noise: Tensor, cond: Mapping[str, Tensor] | None, batch: int) -> Tensor:
         """Noise embedding plus every embedding encoder's output (its learned null where the entry is null)."""
-        emb = self.noise_embed(c_noise.reshape(-1).expand(batch))
-        for encoder in self.embeddings.values():
-            emb = emb + encoder(cond, batch)
-        return F.silu(emb)
+        return noise_and_condition_embedding(self.noise_embed, self.embeddings, c_noise, cond, batch)
 
     def forward(self, x: Tensor, c_noise: Tensor, cond: Mapping[str, Tensor] | None = None) -> Tensor:
         self._check(x)

@@ -33,6 +33,7 @@ from diffkit.modalities.latent.captions import (
 from diffkit.modalities.latent.text_encoder import TextEncoder, model_folder
 from diffkit.nets.encoders import ContextTokens
 from diffkit.nets.layers import CrossAttentionBlock
+from diffkit.nets.patch_dit import PatchDiT
 from diffkit.nets.unet import UNet
 
 # Only the tests that load MiniLM need the package; the net, guidance and caption tests run without it.
@@ -98,9 +99,16 @@ SPECS = {"context": CondSpec("context", (4, 6), torch.float32, math.nan),
          "context_mask": CondSpec("context_mask", (4,), torch.float32, 0.0)}  # fmt: skip
 
 
-def test_cfg_scale_0_and_1_are_the_unconditional_and_conditional_models_with_cross_attention() -> None:
-    net = UNet(2, channels=8, channel_mult=[1, 2], attn_levels=[1], num_res_blocks=1,
-               context=ContextTokens(6), context_levels=[0, 1])  # fmt: skip
+CROSS_ATTENTION_NETS = {
+    "unet": lambda: UNet(2, channels=8, channel_mult=[1, 2], attn_levels=[1], num_res_blocks=1,
+                         context=ContextTokens(6), context_levels=[0, 1]),
+    "patch_dit": lambda: PatchDiT(2, patch=2, dim=16, depth=2, heads=2, context=ContextTokens(6)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("backbone", sorted(CROSS_ATTENTION_NETS))
+def test_cfg_scale_0_and_1_are_the_unconditional_and_conditional_models_with_cross_attention(backbone: str) -> None:
+    net = CROSS_ATTENTION_NETS[backbone]()
     assert net.cond_keys == {"context", "context_mask"}
     denoiser = EDMPrecond(_randomized(net), sigma_data=1.0).eval()
     x, sigma = torch.randn(3, 2, 4, 4), torch.full((3,), 2.0)
@@ -142,13 +150,14 @@ def test_captions_terciles_and_held_out_splits() -> None:
 
 
 @needs_minilm
-def test_smoke_recipe_trains_and_sample_prompt_writes_a_grid(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe", ["smoke/text_latent", "smoke/text_latent_dit"])  # UNet and patch DiT
+def test_smoke_recipe_trains_and_sample_prompt_writes_a_grid(recipe: str, tmp_path: Path) -> None:
     from diffkit.config import checkpoint_step
     from diffkit.sample import run as sample
     from diffkit.train import run
 
     out = tmp_path / "run"
-    metrics = run(compose_train(["recipe=smoke/text_latent", "eval.after_training=false"], out))
+    metrics = run(compose_train([f"recipe={recipe}", "eval.after_training=false"], out))
     assert math.isfinite(metrics["val/loss"])
     ckpt = out / "checkpoints" / "last.ckpt"
     grid = tmp_path / "grid"
