@@ -1,12 +1,28 @@
-"""Shared fixtures: compose the Hydra training config the way `python -m diffkit.train` does."""
+"""Shared fixtures: compose the Hydra training config the way `python -m diffkit.train` does; under pytest-xdist
+(`-n auto`, set in pyproject.toml) each worker takes its share of the cores."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import compose_train
 from omegaconf import DictConfig
+
+
+def _share_cores_between_workers() -> None:
+    """N workers on C cores: C // N intra-op threads each, also for the processes a test starts (OMP_NUM_THREADS),
+    so parallel workers do not oversubscribe the machine."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+_share_cores_between_workers()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from diffkit.io import atomic_write, write_json
+from diffkit.io import atomic_write, exclusive, write_json
 
 
 def test_atomic_write_gives_umask_permissions(tmp_path: Path) -> None:
@@ -32,3 +32,29 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> N
         atomic_write(path, crash)
     assert '"good": true' in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+BUILD_ONCE = """
+import sys, time
+from pathlib import Path
+from diffkit.io import exclusive
+folder = Path(sys.argv[1])
+with exclusive(folder):
+    if not (folder / "data.txt").exists():
+        with open(folder / "builds.log", "a") as log:
+            log.write("built\\n")
+        time.sleep(0.5)  # a slow build: the other process must wait, then find the data
+        (folder / "data.txt").write_text("ready")
+"""
+
+
+def test_exclusive_builds_a_folder_once_when_processes_start_together(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "out"  # does not exist yet: exclusive creates it
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD_ONCE, str(folder)]) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert (folder / "builds.log").read_text() == "built\n" and (folder / "data.txt").read_text() == "ready"
+    with exclusive(folder) as held:  # the lock is free again afterwards
+        assert held == folder

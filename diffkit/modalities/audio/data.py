@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffkit.io import exclusive
 from diffkit.modalities.audio.datasets import folder_files, prepare_digits, read_manifest
 from diffkit.modalities.audio.io import fit_length, read_wav
 from diffkit.modalities.base import DataError
@@ -87,9 +88,11 @@ class AudioDataModule(ResumableDataModule):
         self.splits: dict[str, ClipDataset] = {}
 
     def prepare_data(self) -> None:
-        if self.folder is None and not (self.data_dir / "manifest.csv").exists():
-            prepare_digits(self.data_dir, self.n_speakers, fractions=self.fractions, sample_rate=self.sample_rate,
-                           length=self.clip_length)  # fmt: skip
+        if self.folder is None:
+            with exclusive(self.data_dir):  # synthesised once when several processes start together
+                if not (self.data_dir / "manifest.csv").exists():
+                    prepare_digits(self.data_dir, self.n_speakers, fractions=self.fractions,
+                                   sample_rate=self.sample_rate, length=self.clip_length)  # fmt: skip
 
     def files(self) -> dict[str, list[tuple[Path, int]]]:
         """split -> [(file, label)] of the prepared manifest or the user's folder."""

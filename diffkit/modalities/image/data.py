@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffkit.io import exclusive
 from diffkit.modalities.data import ResumableDataModule, ResumableSampler
 from diffkit.modalities.image.datasets import (
     DIGITS_FILE,
@@ -72,8 +73,9 @@ class NpzImageDataModule(ResumableDataModule):
         raise NotImplementedError
 
     def prepare_data(self) -> None:
-        if not self.path.exists():
-            self.build()
+        with exclusive(self.data_dir):  # built once when several processes start together
+            if not self.path.exists():
+                self.build()
 
     def setup(self, stage: str | None = None) -> None:
         self.split_global_batch(self.batch_size)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from diffkit.core.types import Cond
-from diffkit.io import atomic_write, write_json
+from diffkit.io import atomic_write, exclusive, write_json
 from diffkit.modalities.base import Headline, InpaintFn, SampleFn
 from diffkit.modalities.image.baselines import sample_class_gaussians
 from diffkit.modalities.image.masks import half_mask
@@ -94,6 +94,14 @@ def load_or_train_classifier(
     **train_kwargs: int,  # epochs, feature_dim, batch_size of train_classifier
 ) -> tuple[FeatureClassifier, float]:
     """Load cache_dir/classifier.safetensors (+ .json) or train and cache it; a damaged or stale cache is retrained."""
+    with exclusive(cache_dir):  # trained once when several processes need it at the same time
+        return _load_or_train_classifier(cache_dir, images, labels, val_images, val_labels, **train_kwargs)
+
+
+def _load_or_train_classifier(
+    cache_dir: str | os.PathLike, images: Tensor, labels: Tensor, val_images: Tensor, val_labels: Tensor,
+    **train_kwargs: int,
+) -> tuple[FeatureClassifier, float]:  # fmt: skip
     weights, info = Path(cache_dir) / "classifier.safetensors", Path(cache_dir) / "classifier.json"
     if weights.exists() and info.exists():
         try:

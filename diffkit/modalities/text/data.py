@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from diffkit.io import atomic_write, write_json
+from diffkit.io import atomic_write, exclusive, write_json
 from diffkit.modalities.base import DataError
 from diffkit.modalities.data import ResumableDataModule
 from diffkit.modalities.text.adapter import build_char_tokenizer
@@ -172,6 +172,10 @@ class TextDataModule(ResumableDataModule):
         return {"text_files": sorted(str(Path(f).resolve()) for f in self.text_files)} if self.text_files else None
 
     def prepare_data(self) -> None:
+        with exclusive(self.data_dir):  # built once when several processes start together
+            self._prepare()
+
+    def _prepare(self) -> None:
         manifest = self.data_dir / "manifest.json"
         if manifest.is_file():
             stored = json.loads(manifest.read_text())

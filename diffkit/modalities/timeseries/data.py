@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffkit.io import exclusive
 from diffkit.modalities.data import ResumableDataModule
 from diffkit.modalities.timeseries.datasets import SERIES_FILE, Series, load_series, prepare_series
 
@@ -53,8 +54,9 @@ class TimeSeriesDataModule(ResumableDataModule):
         self.series: Series | None = None
 
     def prepare_data(self) -> None:
-        if not (self.data_dir / SERIES_FILE).exists():
-            prepare_series(self.data_dir, self.source, time_column=self.time_column, fractions=self.fractions)
+        with exclusive(self.data_dir):  # built once when several processes start together
+            if not (self.data_dir / SERIES_FILE).exists():
+                prepare_series(self.data_dir, self.source, time_column=self.time_column, fractions=self.fractions)
 
     def setup(self, stage: str | None = None) -> None:
         self.split_global_batch(self.batch_size)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from diffkit.io import exclusive
 from diffkit.modalities.base import DataError
 from diffkit.modalities.data import ResumableDataModule
 from diffkit.modalities.trajectory.adapter import write_normalizer
@@ -72,8 +73,10 @@ class PointMazeDataModule(ResumableDataModule):
         return self.data_dir / f"{self.layout}_{self.steps}_s{self.seed}{noise}.npz"
 
     def prepare_data(self) -> None:
-        if self.file is None and not self.path.exists():
-            save_stream(generate_stream(self.layout, self.steps, self.seed, self.action_noise), self.path)
+        if self.file is None:
+            with exclusive(self.path.parent):  # generated once when several processes start together
+                if not self.path.exists():
+                    save_stream(generate_stream(self.layout, self.steps, self.seed, self.action_noise), self.path)
         if self.normalizer_file is not None:
             states, _, n_train = self._load()
             write_normalizer(states[:n_train].numpy(), self.normalizer_file)
