@@ -20,6 +20,20 @@ CONF_DIR = ROOT / "conf"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `pytest` from a checkout finds diffkit without `pip install -e .`
 RECIPES = sorted(p.relative_to(ROOT / "recipes").with_suffix("").as_posix() for p in (ROOT / "recipes").rglob("*.yaml"))
+REQUIRED = {  # mandatory (???) values of a recipe or group option
+    "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
+    "image/fashion_mnist_text": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
+    "image/fashion_mnist_text_dit": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
+    "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
+    "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
+    "data/text_files": ["data.text_files=[a.txt]"],
+    "data/timeseries_csv": ["data.source=my.csv"],
+    "data/wav_folder": ["data.folder=my_wavs"],
+    "schedule/fitted": ["schedule.path=grid.json"],
+    "modality/latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
+    "modality/prompted": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
+    "conditioning/known": ["conditioning.known.masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"],
+}
 
 
 def compose_train(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import RECIPES, ROOT, compose_train, skip_without_text_extra
+from helpers import RECIPES, REQUIRED, ROOT, compose_train, skip_without_text_extra
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigAttributeError
@@ -18,14 +18,6 @@ from diffkit.config import build_module, to_dict
 from diffkit.training.ar import ARModule
 from diffkit.training.autoencoder import AutoencoderModule
 from diffkit.training.module import DiffusionModule
-
-REQUIRED = {  # mandatory (???) values of a recipe
-    "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
-    "image/fashion_mnist_text": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
-    "image/fashion_mnist_text_dit": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
-    "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
-    "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
-}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import CONF_DIR, RECIPES, ROOT, compose_train, skip_without_text_extra, subprocess_env
+from helpers import CONF_DIR, RECIPES, REQUIRED, ROOT, compose_train, skip_without_text_extra, subprocess_env
 from safetensors.torch import save_file
 
 import diffkit
@@ -23,19 +23,6 @@ from diffkit.export import export
 from diffkit.security import check_targets, permitted
 from diffkit.training.module import CONFIG_KEY
 
-REQUIRED = {  # mandatory (???) values of a recipe or group option
-    "image/fashion_mnist_latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
-    "image/fashion_mnist_text": ["modality.autoencoder_ckpt=tests/fixtures/vae_fashion_tiny.ckpt"],
-    "image/fashion_mnist_cond_inpaint": ["init_from=base.ckpt"],
-    "image/fashion_mnist_inpaint": ["init_from=base.ckpt"],
-    "data/text_files": ["data.text_files=[a.txt]"],
-    "data/timeseries_csv": ["data.source=my.csv"],
-    "data/wav_folder": ["data.folder=my_wavs"],
-    "schedule/fitted": ["schedule.path=grid.json"],
-    "modality/latent": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
-    "modality/prompted": ["modality.autoencoder_ckpt=tests/fixtures/vae_digits_smoke.ckpt", "modality.inner.size=8"],
-    "conditioning/known": ["conditioning.known.masks={_target_: diffkit.modalities.image.masks.RandomImageMasks}"],
-}
 SKIPPED_GROUPS = {"hydra", "paths", "recipe"}  # Hydra's own settings and plain paths never reach a checkpoint
 SMOKE_RECIPES = [f"smoke/{p.stem}" for p in sorted((CONF_DIR / "recipe" / "smoke").glob("*.yaml"))]  # image first
 SAMPLING_GROUPS = {"hold"}  # chosen by diffkit-sample only: added to the training config to resolve them

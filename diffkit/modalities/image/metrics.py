@@ -41,6 +41,11 @@ class FeatureClassifier(nn.Module):
         self.head = nn.Linear(feature_dim, num_classes)
         self.config = {"num_classes": num_classes, "feature_dim": feature_dim, "size": size}
 
+    @staticmethod
+    def data_config(images: Tensor) -> dict[str, int]:
+        """The config entries the data fixes (a cached classifier for other data is stale)."""
+        return {"size": int(images.shape[-1])}
+
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features [B, feature_dim] of model-space images [B,1,S,S]."""
         return self.body(x)
@@ -59,12 +64,13 @@ def train_classifier(
     seed: int = 0,
     feature_dim: int = 64,
     batch_size: int = 64,
-) -> tuple[FeatureClassifier, float]:
+    model_class: type[nn.Module] = FeatureClassifier,  # (num_classes, feature_dim, **data_config(images)), features()
+) -> tuple[nn.Module, float]:
     """Train the feature classifier with AdamW and light pixel-noise augmentation; returns (model, val accuracy)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = FeatureClassifier(int(labels.max()) + 1, feature_dim, size=images.shape[-1])
+        model = model_class(int(labels.max()) + 1, feature_dim, **model_class.data_config(images))
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     for _ in range(epochs):
         model.train()
@@ -91,28 +97,30 @@ def load_or_train_classifier(
     labels: Tensor,
     val_images: Tensor,
     val_labels: Tensor,
+    model_class: type[nn.Module] = FeatureClassifier,  # see train_classifier
     **train_kwargs: int,  # epochs, feature_dim, batch_size of train_classifier
-) -> tuple[FeatureClassifier, float]:
+) -> tuple[nn.Module, float]:
     """Load cache_dir/classifier.safetensors (+ .json) or train and cache it; a damaged or stale cache is retrained."""
     with exclusive(cache_dir):  # trained once when several processes need it at the same time
-        return _load_or_train_classifier(cache_dir, images, labels, val_images, val_labels, **train_kwargs)
+        return _load_or_train_classifier(cache_dir, images, labels, val_images, val_labels, model_class, train_kwargs)
 
 
 def _load_or_train_classifier(
     cache_dir: str | os.PathLike, images: Tensor, labels: Tensor, val_images: Tensor, val_labels: Tensor,
-    **train_kwargs: int,
-) -> tuple[FeatureClassifier, float]:  # fmt: skip
+    model_class: type[nn.Module], train_kwargs: dict[str, int],
+) -> tuple[nn.Module, float]:  # fmt: skip
     weights, info = Path(cache_dir) / "classifier.safetensors", Path(cache_dir) / "classifier.json"
     if weights.exists() and info.exists():
         try:
             meta = json.loads(info.read_text())
-            model = FeatureClassifier(meta["num_classes"], meta["feature_dim"], meta["size"])
+            data = model_class.data_config(images)
+            model = model_class(meta["num_classes"], meta["feature_dim"], **{k: meta[k] for k in data})
             model.load_state_dict(load_file(weights))
-            if meta["size"] == images.shape[-1] and meta["train"] == train_kwargs:
+            if all(meta[k] == v for k, v in data.items()) and meta["train"] == train_kwargs:
                 return model.eval(), float(meta["val_accuracy"])
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
-            pass  # damaged or stale cache: retrain below and overwrite it atomically
-    model, val_acc = train_classifier(images, labels, val_images, val_labels, **train_kwargs)
+            pass  # damaged, stale or another kind of classifier: retrain below and overwrite it atomically
+    model, val_acc = train_classifier(images, labels, val_images, val_labels, model_class=model_class, **train_kwargs)
     atomic_write(weights, lambda tmp: save_file(model.state_dict(), tmp))
     write_json({**model.config, "val_accuracy": val_acc, "train": train_kwargs}, info)
     return model, val_acc

@@ -1,0 +1,92 @@
+"""Two-stage spoken digits: the log-mel modality, the digit classifier and its cache, the low-rank class Gaussians,
+and the class-conditional smoke recipe end to end (train, sample, render, judge)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import compose_train
+
+from diffkit.modalities.audio.classifier import MelClassifier
+from diffkit.modalities.audio.mel import MelModality
+from diffkit.modalities.base import DataError
+from diffkit.modalities.image.baselines import sample_gaussian
+from diffkit.modalities.image.metrics import FeatureClassifier, load_or_train_classifier
+
+
+def test_mel_modality_shapes_round_trip_and_requests() -> None:
+    m = MelModality(num_classes=10, n_mels=16, length=2048)
+    assert m.example_shape() == (1, 16, 8) and [s.name for s in m.cond_specs()] == ["label"]
+    audio = 0.1 * torch.randn(3, 1, 2048)
+    x0, cond = m.encode({"audio": audio, "label": torch.tensor([1, 2, 3])})
+    assert x0.shape == (3, 1, 16, 8) and cond["label"].tolist() == [1, 2, 3]
+    torch.testing.assert_close(m.decode(x0), m.log_mel(audio[:, 0]))  # standardisation inverted exactly
+    assert m.decode(torch.full((1, 1, 16, 8), 100.0)).max() == 0.0  # clamped to ln 1 and the log floor
+    assert m.request(12).cond["label"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert m.request(3, label=7).cond["label"].tolist() == [7, 7, 7]
+    with pytest.raises(ValueError, match="outside 0..9"):
+        m.request(2, label=10)
+    with pytest.raises(DataError, match=r"whole clips \[B, 1, 2048\]"):
+        m.encode({"audio": torch.zeros(2, 1, 1000), "label": torch.zeros(2)})
+    with pytest.raises(ValueError, match="mel_cond"):
+        MelModality(mel_cond=True)
+    with pytest.raises(ValueError, match="class-conditional"):
+        MelModality().request(2, label=3)
+
+
+def test_mel_classifier_shapes_and_cache(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    labels = torch.arange(40) % 4
+    mels = torch.randn(40, 1, 12, 16) * 0.3 + labels[:, None, None, None].float()  # separable by level
+    model, acc = load_or_train_classifier(tmp_path, mels, labels, mels, labels, model_class=MelClassifier,
+                                          epochs=20, feature_dim=8, batch_size=8)  # fmt: skip
+    assert acc > 0.9 and model.features(mels).shape == (40, 8) and model(mels).shape == (40, 4)
+    cached, cached_acc = load_or_train_classifier(tmp_path, mels, labels, mels, labels, model_class=MelClassifier,
+                                                  epochs=20, feature_dim=8, batch_size=8)  # fmt: skip
+    assert cached_acc == acc
+    torch.testing.assert_close(cached(mels), model(mels))
+    meta = json.loads((tmp_path / "classifier.json").read_text())
+    assert meta["n_mels"] == 12 and meta["num_classes"] == 4
+    images = torch.rand(40, 1, 8, 8)  # another kind of classifier for the same folder: the cache is stale
+    other, _ = load_or_train_classifier(tmp_path, images, labels, images, labels, epochs=1, feature_dim=8)
+    assert isinstance(other, FeatureClassifier)
+    with pytest.raises(ValueError, match=r"\[B, 1, 12, F\]"):
+        model.features(torch.zeros(2, 1, 13, 16))
+
+
+def test_low_rank_gaussian_samples_lie_in_the_span_of_the_data_with_its_covariance() -> None:
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(6, 1, 5, 10, generator=g)  # 6 examples in 50 dimensions: a rank-5 sample covariance
+    samples = sample_gaussian(data, 20_000, generator=g, low_rank=True).reshape(20_000, -1).double()
+    flat = data.reshape(6, -1).double()
+    centred = (flat - flat.mean(0)).T  # [50, 6]
+    coef = torch.linalg.lstsq(centred, (samples - flat.mean(0)).T).solution
+    torch.testing.assert_close(centred @ coef, (samples - flat.mean(0)).T, atol=1e-5, rtol=0)  # in the span
+    torch.testing.assert_close(torch.cov(samples.T), torch.cov(flat.T), atol=0.05, rtol=0)
+    torch.testing.assert_close(samples.mean(0), flat.mean(0), atol=0.05, rtol=0)
+
+
+def test_smoke_recipe_trains_samples_renders_and_judges(spoken_digits_smoke: Path, tmp_path: Path) -> None:
+    from diffkit.train import run
+
+    metrics = run(compose_train(["recipe=smoke/audio_digits", f"paths.data_dir={spoken_digits_smoke.parent.parent}"],
+                                tmp_path))  # fmt: skip
+    for key in ("train/loss", "val/loss", "test/cond_acc", "test/fd", "test/fd_real_train", "test/fd_class_gauss",
+                "test/classifier_test_acc", "test/rendered_acc", "test/class_gauss_rendered_acc"):  # fmt: skip
+        assert math.isfinite(metrics[key]), key
+    assert metrics["test/fd"] > max(metrics["test/fd_real_train"], metrics["test/fd_class_gauss"])  # untrained
+    wavs = list((tmp_path / "samples").rglob("*.wav"))
+    assert wavs and list((tmp_path / "samples").rglob("*.png"))
+    from diffkit.modalities.audio.io import read_wav
+
+    assert read_wav(wavs[0], 16000).shape == (16384,)  # rendered whole clips
+    from diffkit.sample import run as sample
+
+    out = tmp_path / "sampled"
+    sample(compose_train([f"ckpt={tmp_path / 'checkpoints' / 'last.ckpt'}", "n=2", "steps=2", "+request.label=3",
+                          "guidance_scale=2"], out, config_name="sample"))  # fmt: skip
+    assert len(list(out.rglob("*.wav"))) == 2 and list(out.glob("samples_step*.png"))
