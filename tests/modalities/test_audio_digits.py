@@ -90,3 +90,23 @@ def test_smoke_recipe_trains_samples_renders_and_judges(spoken_digits_smoke: Pat
     sample(compose_train([f"ckpt={tmp_path / 'checkpoints' / 'last.ckpt'}", "n=2", "steps=2", "+request.label=3",
                           "guidance_scale=2"], out, config_name="sample"))  # fmt: skip
     assert len(list(out.rglob("*.wav"))) == 2 and list(out.glob("samples_step*.png"))
+
+
+def test_render_with_a_vocoder_checkpoint_and_its_errors(spoken_digits_smoke: Path, tmp_path: Path) -> None:
+    from diffkit.train import run
+
+    data_dir = spoken_digits_smoke.parent.parent
+    run(compose_train(["recipe=smoke/audio", f"paths.data_dir={data_dir}", "eval.before_training=false",
+                       "eval.after_training=false"], tmp_path / "vocoder"))  # fmt: skip
+    ckpt = tmp_path / "vocoder" / "checkpoints" / "last.ckpt"
+    m = MelModality(num_classes=10, data_dir=str(spoken_digits_smoke), vocoder_ckpt=str(ckpt), vocoder_steps=2)
+    mels, labels = m.held_out_mels(2)
+    assert mels.shape == (2, 80, 64) and labels.tolist() == [0, 1]
+    waves = m.render(mels)
+    assert waves.shape == (2, 1, 16384) and torch.isfinite(waves).all() and waves.abs().max() <= 1.0
+    with pytest.raises(DataError, match="no such checkpoint"):
+        MelModality(vocoder_ckpt=str(tmp_path / "missing.ckpt")).render(mels)
+    image_run = tmp_path / "image"
+    run(compose_train(["recipe=smoke/image", "eval.before_training=false", "eval.after_training=false"], image_run))
+    with pytest.raises(DataError, match="not a mel vocoder"):
+        MelModality(vocoder_ckpt=str(image_run / "checkpoints" / "last.ckpt")).render(mels)

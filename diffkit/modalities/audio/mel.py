@@ -81,11 +81,15 @@ class MelModality(AudioModality):
 
         if self.vocoder_ckpt is None:
             return griffin_lim(log_mel, self, self.griffin_lim_iters)
-        vocoder = self._load_vocoder()
+        vocoder = self._load_vocoder()  # trained on crops: sampled here at the whole clip's length
+        sigmas = vocoder.schedule(self.vocoder_steps).to(vocoder.device)
+        shape = (len(log_mel), 1, log_mel.shape[-1] * self.hop)
+        generator = torch.Generator().manual_seed(0)
+        x = vocoder.process.prior(shape, device=vocoder.device, generator=generator, sigma=float(sigmas[0]))
         cond = {"mel": log_mel.to(vocoder.device)}
         with torch.no_grad():
-            x = vocoder.sample(len(log_mel), cond, steps=self.vocoder_steps)
-        return vocoder.modality.decode(x).reshape(len(log_mel), 1, -1)
+            x = vocoder.sampler(vocoder.ema.module, x, sigmas, cond=cond, generator=generator)
+        return vocoder.modality.decode(x)
 
     def _load_vocoder(self) -> Any:
         """The vocoder checkpoint's module, loaded once (its stored config is checked like every checkpoint's)."""
