@@ -68,7 +68,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         request = build_request(module.modality, cfg.n, args)
         n = len(next(iter(request.cond.values()))) if request.cond else cfg.n  # a request may ask n per row
         samples = module.sample(n, request.cond, known=request.known, mask=request.mask, generator=generator,
-                                hold=hold, **options)  # fmt: skip
+                                hold=hold, guide=request.guide, **options)  # fmt: skip
         step = checkpoint_step(cfg.ckpt)  # files named after the model's training step, as the run's own grids are
         module.modality.log_samples(module.modality.decode(samples), None, step=step, out_dir=str(out_dir))
         log.info("wrote %d samples to %s", n, out_dir)

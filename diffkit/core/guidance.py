@@ -3,7 +3,8 @@
 References:
     Ho & Salimans 2022 (classifier-free guidance); Song et al. 2021, App. I / Lugmayr et al. 2022 (replacement
     inpainting); Janner et al. 2022 (Diffuser, conditioning by replacement); Sahoo et al. 2024 (MDLM infilling);
-    Ho et al. 2022 (reconstruction guidance); Song et al. 2023 (ΠGDM, pseudoinverse-guided diffusion).
+    Ho et al. 2022 (reconstruction guidance); Song et al. 2023 (ΠGDM, pseudoinverse-guided diffusion);
+    Chung et al. 2023 (DPS), Bansal et al. 2023 (universal guidance: the gradient of a loss of the denoised estimate).
 """
 
 from __future__ import annotations
@@ -131,6 +132,28 @@ def reconstruction_guidance(
         sigma2 = append_dims(sigma.to(x.dtype), x.ndim) ** 2
         weight = scale * (sigma2 + sigma_data**2) / sigma_data**2  # σ² / r²
         return torch.where(keep, known.to(x.dtype), denoised.detach() + weight * vjp)
+
+    return guided
+
+
+def cost_guidance(denoiser: Denoiser, cost: Callable[[Tensor], Tensor], *, scale: float = 1.0) -> Denoiser:
+    """Steer samples down a differentiable cost of the denoised estimate (DPS / universal guidance):
+
+    D'(x) = D(x) - scale·σ²·∇ₓ c(D(x)), i.e. the score plus -scale·∇ₓ c. For Gaussian data and a linear cost this is
+    exactly the denoiser of the tilted density p(x0)·exp(-scale·c(x0)); otherwise its first-order approximation.
+    cost: x0 [B,*S] -> [B] (summed over the batch for the gradient). One backward pass per network call.
+    """
+
+    def guided(x: Tensor, sigma: Tensor, cond: Cond | None = None) -> Tensor:
+        with torch.inference_mode(False), torch.enable_grad():  # also inside no_grad / inference_mode
+            x_in, sigma_in = x.detach().clone().requires_grad_(True), sigma.detach().clone()
+            cond_in = None if cond is None else {key: value.clone() for key, value in cond.items()}
+            denoised = denoiser(x_in, sigma_in, cond_in)
+            total = cost(denoised).sum()
+            grad = torch.autograd.grad(total, x_in, allow_unused=True)[0] if total.requires_grad else None
+        grad = torch.zeros_like(x) if grad is None else grad
+        sigma2 = append_dims(sigma.to(x.dtype), x.ndim) ** 2
+        return denoised.detach() - scale * sigma2 * grad
 
     return guided
 

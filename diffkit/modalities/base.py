@@ -33,6 +33,7 @@ class Request:
     cond: Cond | None = None  # [n,...] per declared entry
     known: Tensor | None = None  # [n,*S] in model space
     mask: Tensor | None = None  # [n,*S] (or broadcastable), 1 = given
+    guide: Callable[[Denoiser], Denoiser] | None = None  # e.g. cost guidance away from a region (module.sample)
 
 
 class Modality(Protocol):

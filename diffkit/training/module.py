@@ -22,7 +22,7 @@ from torch import Generator, Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from diffkit.core.types import Cond, Loss, PredrawnLoss, Process
+from diffkit.core.types import Cond, Denoiser, Loss, PredrawnLoss, Process
 from diffkit.modalities.base import (
     Conditioning,
     Guided,
@@ -197,11 +197,13 @@ class DiffusionModule(L.LightningModule):
         callback: Callable[[dict], None] | None = None,
         hold: Hold | None = None,
         guidance_scale: float | None = None,
+        guide: Callable[[Denoiser], Denoiser] | None = None,
     ) -> Tensor:
         """Draw n examples [n,*S] in model space; known/mask (1 = given) are held exactly (e.g. inpainting).
 
         The conditioning components decide how: e.g. GivenEntries wraps the denoiser with `hold` (else its own) and
         may pick its own sampler (RePaint); an explicit `sampler` wins. guidance_scale overrides a guided component's.
+        guide wraps the model's denoiser before the components do (so given entries stay held), e.g. cost_guidance.
         """
         if guidance_scale is not None and not self.guided:
             raise ValueError("guidance_scale needs a model trained with classifier-free guidance (ClassifierFree)")
@@ -209,8 +211,9 @@ class DiffusionModule(L.LightningModule):
         sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(device)
         x = self.process.prior((n, *self.modality.example_shape()), device=device, generator=generator,
                                sigma=float(sigmas[0]))  # fmt: skip
+        denoiser = self.ema.module if use_ema else self.denoiser
         state = SamplingState(
-            denoiser=self.ema.module if use_ema else self.denoiser,
+            denoiser=denoiser if guide is None else guide(denoiser),
             x=x,
             cond=None if cond is None else {key: value.to(device) for key, value in cond.items()},
             known=None if known is None else known.to(device),

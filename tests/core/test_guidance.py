@@ -6,9 +6,9 @@ from functools import partial
 
 import pytest
 import torch
-from gmm import FullCovGaussian
+from gmm import DiagGaussian, FullCovGaussian
 
-from diffkit.core.guidance import cfg, drop_cond, null_cond, reconstruction_guidance, replace
+from diffkit.core.guidance import cfg, cost_guidance, drop_cond, null_cond, reconstruction_guidance, replace
 from diffkit.core.samplers.gaussian import sample_euler_ancestral, sample_heun
 from diffkit.core.schedules import karras_sigmas
 from diffkit.core.types import CondSpec
@@ -191,3 +191,31 @@ def test_with_known_reaches_both_guidance_branches() -> None:
     guided(torch.zeros(2, 3), torch.ones(2), {"label": torch.tensor([0, 1])})
     assert [sorted(c) for c in seen] == [["known", "mask"], ["known", "label", "mask"]]
     assert torch.equal(seen[0]["known"], known) and torch.equal(seen[1]["mask"], mask)
+
+
+def test_cost_guidance_is_the_exact_tilted_denoiser_for_a_linear_cost_on_gaussian_data() -> None:
+    """N(0, diag(s²)) tilted by exp(-λ·w·x0) is N(-λ s² w, diag(s²)): the guided denoiser equals its exact one."""
+    std, w, lam = torch.tensor([1.0, 0.5]), torch.tensor([1.0, -2.0], dtype=torch.float64), 0.7
+    base = DiagGaussian(torch.zeros(2), std)
+    tilted = DiagGaussian(-lam * std.double() ** 2 * w, std)
+    guided = cost_guidance(base, lambda x0: x0 @ w, scale=lam)
+    x = torch.randn(6, 2, dtype=torch.float64) * 3
+    for sigma in (0.01, 0.5, 3.0, 40.0):
+        s = torch.full((6,), sigma, dtype=torch.float64)
+        with torch.inference_mode():  # as inside DiffusionModule.sample under Lightning's validation loop
+            torch.testing.assert_close(guided(x, s), tilted(x, s))
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(4000, 2, generator=g, dtype=torch.float64) * 80.0
+    out = sample_heun(guided, noise, karras_sigmas(30, 0.002, 80.0).double())
+    torch.testing.assert_close(out.mean(0), -lam * std.double() ** 2 * w, atol=0.06, rtol=0)  # (-0.7, 0.35)
+
+
+def test_cost_guidance_inside_replacement_keeps_given_entries_and_a_constant_cost_changes_nothing() -> None:
+    base = DiagGaussian(torch.zeros(3), torch.ones(3))
+    known, mask = torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([[True, False, False]])
+    x, sigma = torch.randn(5, 3, dtype=torch.float64), torch.full((5,), 1.5, dtype=torch.float64)
+    held = replace(cost_guidance(base, lambda x0: x0.sum(1), scale=2.0), known, mask)(x, sigma)
+    assert torch.equal(held[:, 0], torch.full((5,), 2.0, dtype=torch.float64))
+    assert (held[:, 1:] < base(x, sigma)[:, 1:]).all()  # pushed down the cost
+    flat = cost_guidance(base, lambda x0: torch.zeros(len(x0)), scale=5.0)  # no gradient at all
+    torch.testing.assert_close(flat(x, sigma), base(x, sigma))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace as copy_with
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from diffkit.core.guidance import cost_guidance
 from diffkit.core.types import Cond, CondSpec
 from diffkit.modalities.base import DataError, Request
+from diffkit.modalities.trajectory.guidance import disk_intrusion
 from diffkit.modalities.trajectory.maze import Maze
 
 
@@ -130,18 +134,27 @@ class TrajectoryModality(nn.Module):
         return Request(known=known, mask=mask.clone())
 
     def request(self, n: int, start: Sequence[float] | None = None, goal: Sequence[float] | None = None,
-                seed: int = 0) -> Request:  # fmt: skip
+                seed: int = 0, avoid: Sequence[float] | None = None, avoid_scale: float = 50.0) -> Request:  # fmt: skip
         """`+request.start=[x,y,vx,vy] +request.goal=[x,y]`: n plans between them; by default n seeded pairs of
-        distinct free cells (their centres, at rest)."""
+        distinct free cells (their centres, at rest). `+request.avoid=[x,y,r]`: steer the plans out of that disk
+        (cost guidance on how deep they enter it, weight avoid_scale)."""
         if (start is None) != (goal is None):
             raise DataError("give both request.start and request.goal, or neither")
         if start is not None:
-            return self.plan_request(torch.tensor([list(start)] * n), torch.tensor([list(goal)] * n))
-        cells, rng = self.maze.free_cells, np.random.default_rng(seed)
-        pairs = np.stack([rng.choice(len(cells), 2, replace=False) for _ in range(n)])
-        starts = np.concatenate([self.maze.cell_xy(cells[pairs[:, 0]]), np.zeros((n, self.state_dim - 2))], axis=1)
-        goals = self.maze.cell_xy(cells[pairs[:, 1]])[:, : self.goal_dims]
-        return self.plan_request(torch.tensor(starts), torch.tensor(goals))
+            request = self.plan_request(torch.tensor([list(start)] * n), torch.tensor([list(goal)] * n))
+        else:
+            cells, rng = self.maze.free_cells, np.random.default_rng(seed)
+            pairs = np.stack([rng.choice(len(cells), 2, replace=False) for _ in range(n)])
+            starts = self.maze.cell_xy(cells[pairs[:, 0]])
+            starts = np.concatenate([starts, np.zeros((n, self.state_dim - 2))], axis=1)
+            goals = self.maze.cell_xy(cells[pairs[:, 1]])[:, : self.goal_dims]
+            request = self.plan_request(torch.tensor(starts), torch.tensor(goals))
+        if avoid is None:
+            return request
+        if len(avoid) != 3 or float(avoid[2]) <= 0:
+            raise DataError(f"request.avoid must be [x, y, radius > 0], got {list(avoid)}")
+        cost = disk_intrusion(self.unnormalize, avoid[:2], float(avoid[2]))
+        return copy_with(request, guide=partial(cost_guidance, cost=cost, scale=float(avoid_scale)))
 
     def log_samples(self, samples: Tensor, logger: Any, step: int, out_dir: str | None = None) -> None:
         """Plans [B,H,D] drawn over the maze: a PNG in out_dir, and an image to the logger (wandb) if it takes them."""
