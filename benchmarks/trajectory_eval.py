@@ -4,10 +4,14 @@ the same seeded start/goal pairs; optionally an NFE sweep and a picture of plann
     python benchmarks/trajectory_eval.py outputs/.../checkpoints/last.ckpt --episodes 100
     python benchmarks/trajectory_eval.py CKPT --episodes 100 --sweep dpmpp_2m:5,10,20,64 \
         --json benchmarks/results/trajectory_umaze.json --png docs/results/trajectory_umaze_paths.png
+    python benchmarks/trajectory_eval.py CKPT --episodes 100 --avoid 0,1.2,0.35 --guide-scale 50   # guided vs not
+    python benchmarks/trajectory_eval.py CKPT --episodes 100 --hurry --guide-scale 5                # arrive sooner
 
 Pairs come from --seed (1000 by default; the data stream uses seed 0). Scores: success = ever within the env's
 0.45 radius; return = steps within D4RL's 0.5 of the goal; normalized = 100·(R - R_random)/(R_controller -
 R_random) with both references measured here, and beside it the same with D4RL's published references.
+--avoid / --hurry add a cost-guided planner at the same sampler and NFE (diffkit.core.guidance.cost_guidance):
+the share of executed steps inside the disk, and the first step within D4RL's 0.5 of the goal, for both planners.
 
 References:
     Janner et al. 2022 (Diffuser maze2d protocol); Fu et al. 2020 (D4RL normalized scores).
@@ -28,7 +32,10 @@ import numpy as np
 import torch
 
 from diffkit.config import load
+from diffkit.core.guidance import cost_guidance
 from diffkit.core.samplers import nfe_per_grid, sample_dpmpp_2m, sample_euler, sample_heun
+from diffkit.modalities.trajectory.guidance import disk_intrusion, goal_distance
+from diffkit.modalities.trajectory.maze import GOAL_RADIUS
 from diffkit.modalities.trajectory.plots import plot_paths
 from diffkit.modalities.trajectory.rollout import (
     controller_policy,
@@ -54,6 +61,32 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def guide_factory(module, avoid: list[float] | None, hurry: bool, scale: float):
+    """(starts, goals) -> cost guidance for the planner: out of a disk, or towards the goal all along the plan."""
+
+    def make(starts: np.ndarray, goals: np.ndarray):
+        if avoid is not None:
+            cost = disk_intrusion(module.modality.unnormalize, avoid[:2], avoid[2])
+        else:
+            cost = goal_distance(module.modality.unnormalize, torch.as_tensor(goals[:, :2]))
+        return lambda denoiser: cost_guidance(denoiser, cost, scale=scale)
+
+    return make if (avoid is not None or hurry) else None
+
+
+def guided_targets(result: dict, avoid: list[float] | None) -> dict[str, float]:
+    """Per episode, mean ± s.e.: the share of steps inside the avoided disk; the first step within 0.5 of the goal."""
+    paths, goals = result["paths"], result["goals"]
+    out = {}
+    near = np.linalg.norm(paths - goals[:, None], axis=-1) <= GOAL_RADIUS
+    first = np.where(near.any(1), near.argmax(1), paths.shape[1])  # never arrived: the episode length
+    out["first_arrival"], out["first_arrival_se"] = float(first.mean()), float(first.std(ddof=1) / np.sqrt(len(first)))
+    if avoid is not None:
+        inside = (np.linalg.norm(paths - np.asarray(avoid[:2]), axis=-1) < avoid[2]).mean(1)
+        out["in_disk"], out["in_disk_se"] = float(inside.mean()), float(inside.std(ddof=1) / np.sqrt(len(inside)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt")
@@ -77,6 +110,9 @@ def main() -> None:
     parser.add_argument("--kp", type=float, default=1.0, help="PD position gain (Diffuser: 1)")
     parser.add_argument("--kv", type=float, default=1.0, help="PD velocity gain (Diffuser: 1)")
     parser.add_argument("--sweep", default=None, help="e.g. dpmpp_2m:5,10,20,64 (grid sizes of one sampler)")
+    parser.add_argument("--avoid", default=None, help="x,y,r: also plan with cost guidance out of this disk")
+    parser.add_argument("--hurry", action="store_true", help="also plan with cost guidance towards the goal")
+    parser.add_argument("--guide-scale", type=float, default=50.0, help="cost guidance weight")
     parser.add_argument("--json", default=None)
     parser.add_argument("--png", default=None, help="planned vs executed paths of the first 16 episodes")
     args = parser.parse_args()
@@ -99,10 +135,14 @@ def main() -> None:
     naive = run_episodes(layout, pairs, plan_policy(straight, None, args.kp, args.kv))
     rows["straight_to_goal"] = scores(naive, random, expert, layout)  # the same PD law, no plan: what planning adds
 
-    def diffusion(sampler_name: str | None, steps: int | None) -> tuple[dict, dict, list]:
+    avoid = [float(v) for v in args.avoid.split(",")] if args.avoid else None
+    guide = guide_factory(module, avoid, args.hurry, args.guide_scale)
+
+    def diffusion(sampler_name: str | None, steps: int | None, guided: bool = False) -> tuple[dict, dict, list]:
         sampler = SAMPLERS[sampler_name] if sampler_name else None
         plans: list = []
-        planner = diffusion_planner(module, steps=steps, sampler=sampler, seed=args.seed)
+        planner = diffusion_planner(module, steps=steps, sampler=sampler, seed=args.seed,
+                                    guide=guide if guided else None)  # fmt: skip
         t0 = time.monotonic()
         if args.tracking == "path":
             policy = path_policy(planner, args.replan_every, plans)
@@ -118,6 +158,12 @@ def main() -> None:
 
     main_row, result, plans = diffusion(args.sampler, args.steps)
     rows["diffusion"] = main_row
+    if guide is not None:  # the same pairs, sampler, NFE and noise seed; only the guidance differs
+        main_row.update(guided_targets(result, avoid))
+        guided_row, guided_result, _ = diffusion(args.sampler, args.steps, guided=True)
+        guided_row.update({**guided_targets(guided_result, avoid), "guide_scale": args.guide_scale,
+                           "guide": f"avoid {avoid}" if avoid else "hurry"})  # fmt: skip
+        rows["diffusion_guided"] = guided_row
     sweep = []
     if args.sweep:
         name, grids = args.sweep.split(":")
@@ -145,9 +191,10 @@ def main() -> None:
     for label, row in rows.items():
         success = f"{row['success']:.3f} ± {row['success_se']:.3f}"
         score = f"{row['score']:.1f} ± {row['score_se']:.1f}"
+        extra = "".join(f"  {k} {row[k]:.3f} ± {row[k + '_se']:.3f}" for k in ("in_disk", "first_arrival") if k in row)
         print(
             f"{label:10s} success {success}  return {row['return']:.1f}  score {score}  "
-            f"(D4RL refs: {row['score_d4rl_refs']:.1f})"
+            f"(D4RL refs: {row['score_d4rl_refs']:.1f}){extra}"
         )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -28,3 +28,14 @@ def disk_intrusion(
         return depth.square().sum(-1)
 
     return cost
+
+
+def goal_distance(unnormalize: Callable[[Tensor], Tensor], goals: Tensor) -> Callable[[Tensor], Tensor]:
+    """cost(x0 [B,D,H] model space) -> [B]: the mean over the plan of |xy_t - goal_b|² (arrive sooner, then stay)."""
+    goals = torch.as_tensor(goals, dtype=torch.float32)
+
+    def cost(x0: Tensor) -> Tensor:
+        xy = unnormalize(x0.transpose(1, 2))[..., :2]  # [B,H,2]
+        return (xy - goals.to(xy)[:, None]).square().sum(-1).mean(-1)
+
+    return cost

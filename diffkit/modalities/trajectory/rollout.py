@@ -158,15 +158,17 @@ def path_policy(planner: Planner, replan_every: int | None = None, plans_out: li
     return make
 
 
-def diffusion_planner(module: Any, *, steps: int | None = None, sampler: Any = None, seed: int = 0) -> Planner:
-    """Plans from a trained DiffusionModule: start and goal given exactly (its conditioning holds them), EMA weights."""
+def diffusion_planner(module: Any, *, steps: int | None = None, sampler: Any = None, seed: int = 0,
+                      guide: Callable[[np.ndarray, np.ndarray], Any] | None = None) -> Planner:  # fmt: skip
+    """Plans from a trained DiffusionModule: start and goal given exactly (its conditioning holds them), EMA weights.
+    guide(starts, goals) -> a denoiser wrapper for module.sample (e.g. cost guidance), or None."""
     generator = torch.Generator().manual_seed(seed)
 
     def plan(starts: np.ndarray, goals: np.ndarray) -> np.ndarray:
         modality = module.modality
         request = modality.plan_request(torch.as_tensor(starts), torch.as_tensor(goals[:, : modality.goal_dims]))
         x = module.sample(len(starts), known=request.known, mask=request.mask, steps=steps, sampler=sampler,
-                          generator=generator)  # fmt: skip
+                          generator=generator, guide=None if guide is None else guide(starts, goals))  # fmt: skip
         return modality.decode(x).cpu().numpy().astype(np.float64)
 
     return plan
