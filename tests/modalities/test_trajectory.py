@@ -233,3 +233,14 @@ def test_avoid_request_steers_plans_out_of_a_disk_and_keeps_start_and_goal(smoke
     sample(compose_train([f"ckpt={out / 'run' / 'checkpoints' / 'last.ckpt'}", "n=2", "steps=3",
                           "+request.avoid=[0.0,1.0,0.7]"], tmp_path, config_name="sample"))  # fmt: skip
     assert list(tmp_path.glob("samples_step*.png"))  # the CLI passes the request's guide to the sampler
+
+
+def test_the_maze_env_starts_quietly() -> None:
+    """gymnasium-robotics prints a notice about its Adroit hand envs on import; a maze user never sees it."""
+    import subprocess
+    import sys
+
+    code = "from diffkit.modalities.trajectory.maze import Maze, make_env; Maze.of('umaze'); make_env('umaze').close()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "Adroit" not in proc.stderr and "Adroit" not in proc.stdout, proc.stderr

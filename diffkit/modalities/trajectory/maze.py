@@ -23,8 +23,19 @@ GOAL_RADIUS = 0.5  # D4RL: reward 1 per step with |xy - goal| <= 0.5
 SUCCESS_RADIUS = 0.45  # gymnasium-robotics PointMaze's own success radius (info["success"])
 
 
+def _gymnasium_robotics():  # -> the gymnasium_robotics module
+    """Import gymnasium-robotics (lazily: only maze users need it) without the notice its import prints to stderr
+    about its Adroit hand envs' rewards, which diffkit never uses; import errors still raise."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        import gymnasium_robotics
+    return gymnasium_robotics
+
+
 def _layout_map(layout: str) -> list[list[int]]:
-    from gymnasium_robotics.envs.maze import maps  # lazy: only maze users need gymnasium-robotics
+    maps = _gymnasium_robotics().envs.maze.maps
 
     names = {"umaze": "U_MAZE", "medium": "MEDIUM_MAZE", "large": "LARGE_MAZE"}
     if layout not in names:
@@ -119,9 +130,8 @@ class WaypointController:
 def make_env(layout: str, max_episode_steps: int | None = None):  # -> gymnasium.Env
     """gymnasium-robotics PointMaze with D4RL's protocol: never done, the goal fixed for the episode."""
     import gymnasium as gym  # lazy: only rollouts and data generation need the simulator
-    import gymnasium_robotics
 
-    gym.register_envs(gymnasium_robotics)
+    gym.register_envs(_gymnasium_robotics())
     if layout not in ENV_IDS:
         raise ValueError(f"unknown PointMaze layout {layout!r}; choose one of {sorted(ENV_IDS)}")
     steps = EPISODE_STEPS[layout] if max_episode_steps is None else max_episode_steps
