@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 import torch
+from helpers import fit_fixed_batch
 
 from diffkit.nets.encoders import ContextTokens, KnownChannels, LabelEmbedding
 from diffkit.nets.patch_dit import PatchDiT, sincos_positions_2d
@@ -46,14 +47,7 @@ def test_learns_a_fixed_batch_and_positions_matter() -> None:
     torch.manual_seed(0)
     net = PatchDiT(1, patch=2, dim=32, depth=2, heads=4)
     x, c, target = torch.randn(8, 1, 8, 8), torch.randn(8), torch.randn(8, 1, 8, 8)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        loss = (net(x, c) - target).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(net, x, c, target, steps=40)
     assert losses[-1] < 0.7 * losses[0]
     flat = torch.ones(1, 1, 8, 8)  # a constant input: only the positions tell the tokens apart
     out = net(flat, torch.zeros(1))

@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 import torch
+from helpers import fit_fixed_batch
 
 from diffkit.nets.encoders import KnownChannels, LabelEmbedding
 from diffkit.nets.unet import UNet
@@ -39,14 +40,7 @@ def test_learns_a_fixed_batch() -> None:
     torch.manual_seed(0)
     net = UNet(1, channels=16, channel_mult=(1, 2), num_res_blocks=1)
     x, c, target = torch.randn(8, 1, 8, 8), torch.randn(8), torch.randn(8, 1, 8, 8)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss = (net(x, c) - target).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(net, x, c, target, steps=30)
     assert losses[-1] < 0.7 * losses[0]
     assert not torch.equal(net(x, c), torch.zeros_like(x))
 
