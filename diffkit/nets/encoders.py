@@ -6,10 +6,12 @@ Two kinds, built by the backbone from factories so they get its widths:
 Each lists the entries it reads in `keys`, so a model can check that every declared entry has a reader.
 
     UNet(1, embeddings={"label": partial(LabelEmbedding, num_classes=10)}, inputs=KnownChannels)
+    UNet(1, inputs=LowResChannels)   # super-resolution: [x, upsampled low_res] into the stem
 
 References:
     Ho & Salimans 2022 (a learned null label for classifier-free guidance); Saharia et al. 2022 (Palette: known
-    pixels and their mask as extra input channels).
+    pixels and their mask as extra input channels); Saharia et al. 2021 (SR3: the upsampled low-resolution image
+    concatenated to the input).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -63,6 +66,42 @@ class KnownChannels(nn.Module):
             )
         mask = mask.to(x.dtype).expand_as(x)
         return torch.cat([x, known.to(x.dtype) * mask, mask], dim=1)
+
+
+class LowResChannels(nn.Module):
+    """x [B,C,*S], cond[key] [B,C_low,*s] -> [x, cond[key] interpolated to *S] [B,C+C_low,*S] (SR3); null (NaN) rows
+    and an absent entry read a learned per-channel null. Works for pixels (s = S/f) and smaller latents (s ≥ S)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        key: str = "low_res",  # the condition entry read
+        channels: int | None = None,  # channels of the entry; default in_channels (pixel-space super-resolution)
+        mode: str = "bicubic",  # F.interpolate mode (SR3 upsamples bicubically)
+    ) -> None:
+        super().__init__()
+        self.key, self.mode = key, mode
+        self.channels = int(channels or in_channels)
+        self.keys = frozenset({key})
+        self.out_channels = in_channels + self.channels
+        self.null = nn.Parameter(torch.zeros(self.channels))  # the learned "no low-resolution image"
+
+    def forward(self, x: Tensor, cond: Mapping[str, Tensor] | None) -> Tensor:
+        low = cond.get(self.key) if cond else None
+        nulls = self.null.to(x.dtype).view(1, -1, *([1] * (x.ndim - 2))).expand(x.shape[0], -1, *x.shape[2:])
+        if low is None:
+            return torch.cat([x, nulls], dim=1)
+        if low.ndim != x.ndim or low.shape[0] != x.shape[0] or low.shape[1] != self.channels:
+            raise ValueError(
+                f"LowResChannels: cond[{self.key!r}] has shape {tuple(low.shape)}; expected "
+                f"[{x.shape[0]}, {self.channels}, {', '.join(['*'] * (x.ndim - 2))}] for x of shape {tuple(x.shape)}"
+            )
+        null_rows = low.isnan().reshape(low.shape[0], -1).all(dim=1)
+        corners = {} if self.mode in ("nearest", "area") else {"align_corners": False}
+        up = F.interpolate(torch.nan_to_num(low.to(x.dtype)), size=tuple(x.shape[2:]), mode=self.mode, **corners)
+        up = torch.where(null_rows.view(-1, *([1] * (x.ndim - 1))), nulls, up)
+        return torch.cat([x, up], dim=1)
 
 
 class ContextTokens(nn.Module):

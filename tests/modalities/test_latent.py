@@ -11,7 +11,8 @@ from helpers import ROOT
 
 from diffkit.modalities.base import DataError
 from diffkit.modalities.image.adapter import ImageModality
-from diffkit.modalities.latent.adapter import LatentModality, load_autoencoder
+from diffkit.modalities.image.masks import half_mask
+from diffkit.modalities.latent.adapter import LatentEvaluator, LatentModality, latent_mask, load_autoencoder
 from diffkit.nets.autoencoder import KLAutoencoder, kl_to_standard_normal
 
 SMOKE_VAE = ROOT / "tests" / "fixtures" / "vae_digits_smoke.ckpt"  # recipe=smoke/vae trainer.max_steps=60
@@ -68,3 +69,40 @@ def test_latent_modality_round_trip_and_errors(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, bad)
     with pytest.raises(DataError, match="not an autoencoder checkpoint"):
         LatentModality(str(bad), inner)
+
+
+def test_a_latent_cell_is_known_when_all_its_pixels_are() -> None:
+    bottom = latent_mask(half_mask((2, 1, 28, 28), "bottom"), (7, 7))
+    assert bottom.shape == (2, 1, 7, 7) and bottom[0, 0, :, 0].tolist() == [1, 1, 1, 0, 0, 0, 0]  # row 3: px 12-15
+    centre = latent_mask(half_mask((1, 1, 28, 28), "center"), (7, 7))[0, 0]  # pixels 7..20 hidden
+    assert centre[0].tolist() == [1] * 7 and centre[3].tolist() == [1, 0, 0, 0, 0, 0, 1]
+    with pytest.raises(DataError, match="does not tile"):
+        latent_mask(torch.ones(1, 1, 28, 28), (6, 6))
+
+
+def test_latent_requests_and_evaluation_map_given_pixels_to_latent_cells(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray((torch.rand(8, 8) * 255).to(torch.uint8).numpy()).save(tmp_path / "digit.png")
+    modality = LatentModality(str(SMOKE_VAE), ImageModality(size=8))
+    request = modality.request(3, known=str(tmp_path / "digit.png"), hide="bottom")
+    assert request.known.shape == request.mask.shape == (3, *modality.example_shape())  # 4 x 4 x 4 latents
+    assert request.mask[0, 0, :, 0].tolist() == [1, 1, 0, 0]  # 2-pixel cells: rows 0-3 known
+
+    class Inner:  # an inner evaluator that only completes the bottom half of its images
+        def run(self, sample_fn, inpaint_fn):
+            target = torch.rand(2, 1, 8, 8) * 2 - 1
+            mask = half_mask(tuple(target.shape))
+            return {"filled": inpaint_fn(target * mask, mask, None), "target": target, "mask": mask}
+
+    seen = {}
+
+    def latent_inpaint(known, mask, cond):
+        seen.update(known=known, mask=mask)
+        return torch.where(mask.bool(), known, torch.zeros_like(known))
+
+    out = LatentEvaluator(Inner(), str(SMOKE_VAE)).run(lambda n, c: None, latent_inpaint)
+    assert seen["known"].shape == (2, 4, 4, 4) and seen["mask"][0, :, 2:].sum() == 0
+    keep = out["mask"].bool()
+    assert torch.equal(out["filled"][keep], out["target"][keep])  # the given pixels are put back exactly
+    assert out["filled"].shape == (2, 1, 8, 8)

@@ -20,6 +20,7 @@ from diffkit.io import atomic_write
 from diffkit.modalities.base import DataError, Request
 from diffkit.modalities.image.datasets import to_pixels
 from diffkit.modalities.image.masks import half_mask
+from diffkit.modalities.image.resize import downsample
 
 NULL_LABEL = -1  # the declared null of the "label" entry: no class given (classifier-free guidance)
 
@@ -50,7 +51,7 @@ def save_grid(images: Tensor, path: str | os.PathLike, nrow: int | None = None) 
     atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
 
 
-def load_png(path: str | os.PathLike, channels: int, size: int) -> Tensor:
+def load_png(path: str | os.PathLike, channels: int, size: int, what: str = "this model makes") -> Tensor:
     """A PNG as a model-space image [1,C,size,size] in [-1, 1]; a clear error for another size or a bad file."""
     from PIL import Image, UnidentifiedImageError  # lazy: only image requests read PNGs
 
@@ -60,13 +61,14 @@ def load_png(path: str | os.PathLike, channels: int, size: int) -> Tensor:
     except (OSError, UnidentifiedImageError) as err:
         raise DataError(f"cannot read image {path}: {err}") from None
     if pixels.shape[:2] != (size, size):
-        raise DataError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}; this model makes {size}x{size}")
+        raise DataError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}; {what} {size}x{size}")
     image = torch.from_numpy(pixels.copy()).reshape(size, size, channels).permute(2, 0, 1)
     return (image.float() / 127.5 - 1)[None]
 
 
 class ImageModality:
-    """Images [B,C,H,W] in [-1, 1]; optional class labels as cond {"label": long [B]} (label -1 = none)."""
+    """Images [B,C,H,W] in [-1, 1]; optional class labels as cond {"label": long [B]} (label -1 = none) and, for
+    super-resolution, the image average-pooled by low_res_factor as cond {"low_res": [B,C,H/f,W/f]} (SR3)."""
 
     def __init__(
         self,
@@ -75,9 +77,15 @@ class ImageModality:
         num_classes: int | None = None,  # None: unconditional
         grey_levels: int = 16,  # 16 for the 8x8 digits, 255 for 8-bit images
         sigma_data: float = 0.5,  # std of the pixels in model space (EDM's σ_data; precond and loss interpolate it)
+        low_res_factor: int | None = None,  # super-resolution: cond["low_res"] = x0 average-pooled by this factor
+        held_out: Any = None,  # a data module with arrays(split); its test images' low-res are the showcase request
     ) -> None:
         self.channels, self.size, self.num_classes, self.grey_levels = channels, size, num_classes, grey_levels
         self.sigma_data = float(sigma_data)
+        self.low_res_factor = None if low_res_factor is None else int(low_res_factor)
+        if self.low_res_factor is not None and (self.low_res_factor < 1 or size % self.low_res_factor):
+            raise DataError(f"modality.low_res_factor={low_res_factor} must be >= 1 and divide the size {size}")
+        self.held_out = held_out
         self.bin_width = 2.0 / grey_levels  # grey_levels + 1 levels mapped to [-1, 1]
 
     def example_shape(self) -> tuple[int, ...]:
@@ -90,28 +98,65 @@ class ImageModality:
         if not isinstance(x0, Tensor) or tuple(x0.shape[1:]) != self.example_shape():
             expected = ", ".join(map(str, self.example_shape()))
             raise DataError(f"image batch has shape {tuple(getattr(x0, 'shape', ()))}; expected [B, {expected}]")
-        return x0, ({"label": batch["label"]} if self.num_classes else {})
+        cond = {"label": batch["label"]} if self.num_classes else {}
+        if self.low_res_factor is not None:
+            cond["low_res"] = downsample(x0, self.low_res_factor)
+        return x0, cond
 
     def decode(self, x0: Tensor) -> Tensor:
         """Model space -> uint8 pixels [B,C,H,W], quantised to the data's grey levels."""
         levels = torch.round((x0.detach().float().clamp(-1, 1) + 1) / 2 * self.grey_levels)
         return to_pixels(levels / self.grey_levels * 2 - 1)
 
-    def cond_specs(self) -> tuple[CondSpec, ...]:
-        """{"label": long [B]} with null -1 for class-conditional models; nothing otherwise."""
-        return (CondSpec("label", (), torch.long, NULL_LABEL),) if self.num_classes else ()
+    def low_res_shape(self) -> tuple[int, int, int]:
+        """Per-example shape of the "low_res" entry: [C, size/f, size/f]."""
+        if self.low_res_factor is None:
+            raise DataError("this image model has no low-resolution condition (modality.low_res_factor)")
+        side = self.size // self.low_res_factor
+        return (self.channels, side, side)
 
-    def request(self, n: int, label: int | None = None, known: str | None = None, hide: str = "bottom") -> Request:
+    def cond_specs(self) -> tuple[CondSpec, ...]:
+        """{"label": long [B]} with null -1 for class-conditional models; {"low_res": float [C,h,w]} with null NaN."""
+        specs = [CondSpec("label", (), torch.long, NULL_LABEL)] if self.num_classes else []
+        if self.low_res_factor is not None:
+            specs.append(CondSpec("low_res", self.low_res_shape(), torch.float32, float("nan")))
+        return tuple(specs)
+
+    def low_res_request(self, n: int, low_res: str | None) -> Tensor:
+        """[n,C,h,w]: a PNG of the low-res size repeated n times, or the first n held-out test images pooled."""
+        _, side, _ = self.low_res_shape()
+        if low_res is not None:
+            return load_png(low_res, self.channels, side, what="this model upscales").expand(n, -1, -1, -1)
+        if self.held_out is None:
+            raise DataError("super-resolution needs +request.low_res=<PNG> (or modality.held_out for the showcase)")
+        images = self.held_out.arrays("test")[0]
+        if len(images) < n:
+            raise DataError(f"modality.held_out has {len(images)} test images, asked for {n}")
+        return downsample(images[:n], self.low_res_factor)
+
+    def request(
+        self,
+        n: int,
+        label: int | None = None,
+        known: str | None = None,
+        hide: str = "bottom",
+        low_res: str | None = None,
+    ) -> Request:
         """What to sample, from `+request.<arg>=...`: `label=3` n samples of class 3 (by default every class in
         turn, so each grid row shows them all); `known=img.png hide=bottom` n completions of that image's other
-        part (a C x size x size PNG; hide: bottom, right or center)."""
-        cond = None
+        part (a C x size x size PNG; hide: bottom, right or center); `low_res=small.png` n upscalings of a
+        C x size/f x size/f PNG (super-resolution models; by default the held-out test images' low-res)."""
+        cond: dict[str, Tensor] | None = None
+        if low_res is not None and self.low_res_factor is None:
+            raise DataError("request.low_res needs a super-resolution model (modality.low_res_factor)")
         if label is not None and not self.num_classes:
             raise DataError("request.label needs a class-conditional model (modality.num_classes)")
         if self.num_classes:
             if label is not None and not 0 <= int(label) < self.num_classes:
                 raise DataError(f"request.label must be in [0, {self.num_classes}), got {label}")
             cond = {"label": torch.full((n,), int(label)) if label is not None else torch.arange(n) % self.num_classes}
+        if self.low_res_factor is not None:
+            cond = {**(cond or {}), "low_res": self.low_res_request(n, low_res)}
         if known is None:
             return Request(cond=cond)
         image = load_png(known, self.channels, self.size)

@@ -3,11 +3,13 @@
     modality = LatentModality(autoencoder_ckpt="outputs/.../last.ckpt", inner=ImageModality(size=28, num_classes=10))
     x0, cond = modality.encode(batch)   # [B,4,7,7] = scale_factor * posterior mean; cond from the inner modality
     pixels = modality.decode(x0)        # decoder -> the inner modality's decode (uint8)
+    z_known, z_mask = modality.latent_given(known, mask)  # inpainting: pixel masks mapped to latent cells
 
 The core, the loss and the samplers are unchanged: they see a [B,C,h,w] Gaussian example of unit std.
 
 References:
-    Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models" (scale factor 1/std).
+    Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models" (scale factor 1/std);
+    Lugmayr et al. 2022 (inpainting by replacement, here on the latent cells whose pixels are all known).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from diffkit.core.types import Cond, CondSpec
@@ -50,6 +53,22 @@ def load_autoencoder(path: str | os.PathLike) -> KLAutoencoder:
     prefix = "autoencoder."
     autoencoder.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
     return autoencoder.eval().requires_grad_(False)
+
+
+def latent_mask(mask: Tensor, latent_size: tuple[int, int]) -> Tensor:
+    """Pixel mask [B,C,H,W] (1 = known) -> latent mask [B,1,h,w]: a cell is known when every pixel it covers is."""
+    factor = mask.shape[-1] // latent_size[-1]
+    if mask.shape[-2] != factor * latent_size[-2] or mask.shape[-1] != factor * latent_size[-1]:
+        raise DataError(f"a pixel mask of shape {tuple(mask.shape)} does not tile latents of size {latent_size}")
+    known = mask.amin(dim=1, keepdim=True).float()
+    return -F.max_pool2d(-known, factor)  # min-pool: all pixels of the cell known
+
+
+def latent_given(autoencoder: KLAutoencoder, scale_factor: float, known: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixels given where mask = 1 -> (scaled latents of the masked image, latent mask of fully known cells)."""
+    with torch.no_grad():
+        z = scale_factor * autoencoder.to(known.device).encode((known * mask).float())[0]
+    return z, latent_mask(mask, tuple(z.shape[-2:])).to(z.dtype).expand(-1, z.shape[1], -1, -1)
 
 
 class LatentModality:
@@ -103,12 +122,17 @@ class LatentModality:
     def decode(self, x0: Tensor) -> Any:
         return self.inner.decode(self.from_latent(x0))
 
+    def latent_given(self, known: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Given pixels [B,C,H,W] (mask 1 = known) -> given latents [B,c,h,w] and their mask (fully known cells)."""
+        return latent_given(self.autoencoder, self.scale_factor, known, mask)
+
     def request(self, n: int, **args: Any) -> Request:
-        """The inner modality's request; given entries (inpainting) are not mapped to the latent space here."""
+        """The inner modality's request; given pixels (inpainting) become given latent cells (latent_given)."""
         request = self.inner.request(n, **args)
-        if request.known is not None:
-            raise DataError("modality=latent: requests with given pixels (request.known) are not supported yet")
-        return request
+        if request.known is None or request.mask is None:
+            return request
+        known, mask = self.latent_given(request.known, request.mask.expand_as(request.known))
+        return Request(cond=request.cond, known=known, mask=mask)
 
     def log_samples(self, samples: Any, logger: Any, step: int, out_dir: str | None = None) -> None:
         self.inner.log_samples(samples, logger, step, out_dir)
@@ -130,5 +154,13 @@ class LatentEvaluator:
         return self.inner.headlines()
 
     def run(self, sample_fn: Any, inpaint_fn: Any = None) -> dict[str, float]:
-        """The inner evaluator's metrics of decoded samples (inpainting in latent space is not scored)."""
-        return self.inner.run(lambda n, cond: self.decode(sample_fn(n, cond)), None)
+        """The inner evaluator's metrics of decoded samples; inpainting holds the fully known latent cells, decodes,
+        and puts the given pixels back (decoded-space replacement), so every method keeps the known pixels."""
+
+        def pixel_inpaint(known: Tensor, mask: Tensor, cond: Any) -> Tensor:
+            mask = mask.expand_as(known)
+            z_known, z_mask = latent_given(self.autoencoder, self.scale_factor, known, mask)
+            decoded = self.decode(inpaint_fn(z_known, z_mask, cond))
+            return torch.where(mask.bool(), known, decoded)
+
+        return self.inner.run(lambda n, cond: self.decode(sample_fn(n, cond)), pixel_inpaint if inpaint_fn else None)
