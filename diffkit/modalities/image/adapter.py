@@ -92,7 +92,7 @@ class ImageModality:
             raise DataError(f"image batch has shape {tuple(getattr(x0, 'shape', ()))}; expected [B, {expected}]")
         return x0, ({"label": batch["label"]} if self.num_classes else {})
 
-    def decode(self, x0: Tensor) -> Tensor:
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Tensor:
         """Model space -> uint8 pixels [B,C,H,W], quantised to the data's grey levels."""
         levels = torch.round((x0.detach().float().clamp(-1, 1) + 1) / 2 * self.grey_levels)
         return to_pixels(levels / self.grey_levels * 2 - 1)

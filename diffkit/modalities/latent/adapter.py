@@ -100,8 +100,8 @@ class LatentModality:
         x, cond = self.inner.encode(batch)
         return self.to_latent(x), cond
 
-    def decode(self, x0: Tensor) -> Any:
-        return self.inner.decode(self.from_latent(x0))
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Any:
+        return self.inner.decode(self.from_latent(x0), cond)
 
     def request(self, n: int, **args: Any) -> Request:
         """The inner modality's request; given entries (inpainting) are not mapped to the latent space here."""
