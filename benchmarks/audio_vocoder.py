@@ -59,7 +59,7 @@ def vocode(module, mel: torch.Tensor, steps: int, sampler_name: str, seed: int =
     shape = (mel.shape[0], 1, mel.shape[-1] * module.modality.hop)
     x = module.process.prior(shape, device=torch.device("cpu"), generator=generator, sigma=float(sigmas[0]))
     out = sampler(module.ema.module, x, sigmas, cond={"mel": mel}, generator=generator)
-    return module.modality.decode(out), count_nfe(sampler, sigmas)
+    return module.modality.decode(out, {"mel": mel}), count_nfe(sampler, sigmas)
 
 
 def main() -> None:

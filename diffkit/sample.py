@@ -70,7 +70,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         samples = module.sample(n, request.cond, known=request.known, mask=request.mask, generator=generator,
                                 hold=hold, guide=request.guide, **options)  # fmt: skip
         step = checkpoint_step(cfg.ckpt)  # files named after the model's training step, as the run's own grids are
-        module.modality.log_samples(module.modality.decode(samples), None, step=step, out_dir=str(out_dir))
+        decoded = module.modality.decode(samples, request.cond)  # decoding may depend on the condition
+        module.modality.log_samples(decoded, None, step=step, out_dir=str(out_dir))
         log.info("wrote %d samples to %s", n, out_dir)
     metrics: dict[str, float] = {}
     if cfg.likelihood:

@@ -1,9 +1,10 @@
 """The contracts between a data type and the generic training module: Modality, conditioning components, requests.
 
-A modality turns raw batches into (x0, cond), declares the condition entries it produces (CondSpec), decodes and
-logs samples, and builds a sampling request from the arguments it declares. Conditioning components own what
-happens to conditions at training time (masks, dropout, the net's extra inputs, loss weights) and at sampling
-time (wrapping the denoiser, the initial state, holding given entries); the module only calls them in order.
+A modality turns raw batches into (x0, cond), declares the condition entries it produces (CondSpec), decodes
+samples (given the condition they were sampled with) and logs them, and builds a sampling request from the arguments
+it declares. Conditioning components own what happens to conditions at training time (masks, dropout, the net's
+extra inputs, loss weights) and at sampling time (wrapping the denoiser, the initial state, holding given entries);
+the module only calls them in order.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class Modality(Protocol):
 
     def encode(self, batch: Mapping[str, Any]) -> tuple[Tensor, Cond]: ...  # raw batch -> (x0, cond)
 
-    def decode(self, x0: Tensor) -> Any: ...  # model space -> images / waveforms / strings
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Any: ...  # model space -> images / waveforms / strings
+
+    # cond: the condition x0 was sampled with (a PriorGrad vocoder's scale comes from its mel); others ignore it
 
     def log_samples(self, samples: Any, logger: Any, step: int, out_dir: str | None = None) -> None: ...
 

@@ -53,7 +53,7 @@ class SampleLogger(L.Callback):
         request = pl_module.modality.request(self.n)  # the modality's showcase request
         samples = pl_module.sample(self.n, request.cond, known=request.known, mask=request.mask, steps=self.steps,
                                    generator=generator)  # fmt: skip
-        decoded = pl_module.modality.decode(samples)
+        decoded = pl_module.modality.decode(samples, request.cond)
         out_dir = self.out_dir or str(Path(trainer.default_root_dir) / "samples")
         pl_module.modality.log_samples(decoded, None, trainer.global_step, out_dir)  # files on disk
         for logger in trainer.loggers:  # and to every dashboard (wandb, tensorboard) that takes media

@@ -82,7 +82,7 @@ def showcase(
     request = module.modality.request(n)
     samples = module.sample(n, request.cond, known=request.known, mask=request.mask, steps=steps, generator=generator)
     module.modality.log_samples(
-        module.modality.decode(samples), None, step=module.global_step, out_dir=f"{out_dir}/{name}"
+        module.modality.decode(samples, request.cond), None, step=module.global_step, out_dir=f"{out_dir}/{name}"
     )
 
 

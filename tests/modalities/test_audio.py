@@ -221,3 +221,8 @@ def test_smoke_recipe_trains_samples_and_evaluates(digits: Path, tmp_path: Path)
     for key in ("train/loss", "val/loss", "test/mr_stft", "test/log_mel_l1", "test/mcd", "test/gl100_mcd"):
         assert np.isfinite(on_disk[key]) and on_disk[key] == pytest.approx(metrics[key]), key
     assert list((tmp_path / "samples").rglob("*.wav")) and list((tmp_path / "samples").rglob("*.png"))
+    from diffkit.sample import run as sample  # the sample CLI decodes with the request's mel (envelope: true)
+
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    sample(compose_train([f"ckpt={ckpt}", "n=2", "steps=2"], tmp_path / "sampled", config_name="sample"))
+    assert len(list((tmp_path / "sampled").rglob("*.wav"))) == 2

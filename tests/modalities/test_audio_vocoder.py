@@ -82,10 +82,11 @@ def test_the_data_module_batches_crops_with_context(tmp_path: Path) -> None:
 
 def test_the_vocoder_recipe_sets_a_waveform_noise_range(tmp_path: Path) -> None:
     cfg = compose_train(["recipe=audio/vocoder"], tmp_path)
-    assert (cfg.process.sigma_min, cfg.process.sigma_max) == (1e-4, 2.0)
+    assert cfg.modality.envelope  # PriorGrad: the noise ranges below are for y = x / s(mel), of std ~1
+    assert (cfg.process.sigma_min, cfg.process.sigma_max) == (1e-3, 15.0)
     density = cfg.loss.sigma_density
-    assert (density.p_mean, density.p_std) == (-4.3, 2.4)
-    assert cfg.modality.sigma_data == 0.13 and cfg.data.context == 512 and cfg.data.hop == cfg.modality.hop
+    assert (density.p_mean, density.p_std) == (-2.3, 2.4)
+    assert cfg.modality.sigma_data == 1.0 and cfg.data.context == 512 and cfg.data.hop == cfg.modality.hop
     assert cfg.backbone.mel_mean == -8.0 and cfg.backbone.mel_std == 4.0
 
 

@@ -4,9 +4,12 @@ The log-mel (torchaudio MelSpectrogram of magnitudes, natural log with a floor) 
 vocoder's condition, the metrics and the Griffin-Lim baseline all call `log_mel`. encode() derives the mel
 condition from the audio itself: from the crop's clip context when the batch has one (batch["context"], so training
 frames equal the frames of the whole-clip mel a vocoder is given at sampling time), else from x0 alone.
+With `envelope` (PriorGrad) the model space is y = x / s(mel), s from the mel alone (envelope.py); decode(y, cond)
+returns s(cond["mel"])·y, so it needs the sampling condition.
 
 References:
-    Kong et al. 2021 (DiffWave: mel-conditioned waveform diffusion); Shen et al. 2018 (Tacotron 2 log-mel).
+    Kong et al. 2021 (DiffWave: mel-conditioned waveform diffusion); Shen et al. 2018 (Tacotron 2 log-mel);
+    Lee et al. 2022 (PriorGrad: a data-dependent prior from the mel).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torchaudio
 from torch import Tensor
 
 from diffkit.core.types import Cond, CondSpec
+from diffkit.modalities.audio.envelope import mel_envelope
 from diffkit.modalities.audio.io import fit_length, read_wav, write_wav
 from diffkit.modalities.base import DataError, Request
 
@@ -78,9 +82,16 @@ class AudioModality:
         num_classes: int | None = None,  # set for class-conditional models (cond["label"])
         data_dir: str = "data/spoken_digits/out",  # requests take held-out clips from here
         sigma_data: float = 0.5,  # std of the waveform in model space (EDM's σ_data)
+        envelope: bool = False,  # True: model space y = x / s(mel) (PriorGrad); False: y = x (isotropic noise)
+        envelope_scale: float = 0.6,  # s = scale · frame rms of the mel magnitudes (fitted to the frames' rms)
+        envelope_floor: float = 1e-6,  # s_min: the scale of frames at the log floor (digital silence)
     ) -> None:
         if int(length) % int(hop):
             raise ValueError(f"AudioModality: length {length} must be a multiple of hop {hop}")
+        if envelope and not mel_cond:
+            raise ValueError("AudioModality: envelope: true takes the prior's scale from the mel; set mel_cond: true")
+        self.envelope, self.envelope_scale = bool(envelope), float(envelope_scale)
+        self.envelope_floor = float(envelope_floor)
         self.sample_rate, self.length, self.hop, self.n_mels = int(sample_rate), int(length), int(hop), int(n_mels)
         self.mel_cond, self.num_classes, self.data_dir = bool(mel_cond), num_classes, data_dir
         self.sigma_data = float(sigma_data)
@@ -109,11 +120,23 @@ class AudioModality:
             cond["mel"] = self.log_mel(x0[:, 0]) if context is None else self.log_mel.around(context[:, 0], self.length)
         if self.num_classes:
             cond["label"] = batch["label"].long()
-        return x0, cond
+        return (x0 / self.scale_of(cond) if self.envelope else x0), cond
 
-    def decode(self, x0: Tensor) -> Tensor:
-        """Model space [B,1,T] -> waveforms [B,1,T] in [-1, 1] (float32, CPU)."""
-        return x0.detach().float().cpu().clamp(-1.0, 1.0)
+    def scale_of(self, cond: Cond | None) -> Tensor:
+        """The prior's waveform scale s(cond["mel"]) [B,1,T] ≥ envelope_floor (PriorGrad, Lee et al. 2022)."""
+        if cond is None or "mel" not in cond:
+            raise DataError('AudioModality: this model diffuses x / s(mel) (envelope: true), so decode needs the '
+                            'sampling condition\'s "mel" entry: decode(samples, cond) with cond["mel"] [B, n_mels, '
+                            f"frames]; got {'no cond' if cond is None else sorted(cond)}")  # fmt: skip
+        return mel_envelope(cond["mel"], hop=self.hop, scale=self.envelope_scale, floor=self.envelope_floor,
+                            log_floor=self.log_floor)  # fmt: skip
+
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Tensor:
+        """Model space [B,1,T] -> waveforms [B,1,T] in [-1, 1] (float32, CPU); x = s(mel)·y with the envelope."""
+        x = x0.detach().float()
+        if self.envelope:
+            x = x * self.scale_of(cond).to(x.device)
+        return x.cpu().clamp(-1.0, 1.0)
 
     def _held_out_clips(self, n: int, split: str) -> list[Tensor]:
         """The first n clips of a split (manifest order), each trimmed (centred) to whole frames, at least `length`."""
@@ -129,17 +152,25 @@ class AudioModality:
         """First sample of the centred crop of `length` samples that starts on a whole frame (as in training data)."""
         return (clip.shape[-1] - self.length) // self.hop // 2 * self.hop
 
+    def _crops(self, clips: list[Tensor]) -> Tensor:
+        return torch.stack([c[self._centre(c) : self._centre(c) + self.length] for c in clips])[:, None]
+
+    def _mels(self, clips: list[Tensor]) -> Tensor:
+        frames = self.length // self.hop
+        return torch.stack([self.log_mel(c[None])[0, :, self._centre(c) // self.hop :][:, :frames] for c in clips])
+
     def held_out(self, n: int, split: str = "test") -> Tensor:
         """The first n clips of a split, centred frame-aligned crops of `length` samples, [n,1,length]."""
-        crops = [c[self._centre(c) : self._centre(c) + self.length] for c in self._held_out_clips(n, split)]
-        return torch.stack(crops)[:, None]  # centred crops: the speech, not the leading silence
+        return self._crops(self._held_out_clips(n, split))  # centred crops: the speech, not the leading silence
 
     def held_out_mel(self, n: int, split: str = "test") -> Tensor:
         """The log-mels [n,n_mels,length/hop] of held_out(n, split), computed on the whole clips (as in training)."""
-        frames = self.length // self.hop
-        mels = [self.log_mel(c[None])[0, :, self._centre(c) // self.hop :][:, :frames]
-                for c in self._held_out_clips(n, split)]  # fmt: skip
-        return torch.stack(mels)
+        return self._mels(self._held_out_clips(n, split))
+
+    def held_out_with_mel(self, n: int, split: str = "test") -> tuple[Tensor, Tensor]:
+        """(held_out(n, split), held_out_mel(n, split)), reading each WAV file once."""
+        clips = self._held_out_clips(n, split)
+        return self._crops(clips), self._mels(clips)
 
     def request(self, n: int, split: str = "test") -> Request:
         """Vocoder: the log-mels of n held-out clips (`+request.split=val`); labels: every digit in turn."""
@@ -154,7 +185,7 @@ class AudioModality:
         """WAV files and a spectrogram PNG grid on disk; wandb.Audio clips to a wandb logger."""
         from diffkit.modalities.audio.plots import spectrogram_grid
 
-        waves = self.decode(torch.as_tensor(samples))[:, 0]
+        waves = torch.as_tensor(samples).detach().float().cpu().clamp(-1.0, 1.0)[:, 0]  # decoded waveforms
         mels = self.log_mel(waves).numpy()
         if out_dir is not None:
             folder = Path(out_dir) / f"samples_step{step:06d}"

@@ -95,9 +95,9 @@ class VocoderEvaluator:
         self.modality, self.n_clips, self.split, self.judge = modality, int(n_clips), split, bool(judge)
 
     def run(self, sample_fn: SampleFn, inpaint_fn: object = None) -> dict[str, float]:
-        real = self.modality.held_out(self.n_clips, self.split)
-        mel = self.modality.held_out_mel(self.n_clips, self.split)  # from the whole clips, as in training
-        out = score(self.modality.decode(sample_fn(self.n_clips, {"mel": mel})), real, self.modality, self.judge)
+        real, mel = self.modality.held_out_with_mel(self.n_clips, self.split)  # mel of the whole clips, as in training
+        cond = {"mel": mel}
+        out = score(self.modality.decode(sample_fn(self.n_clips, cond), cond), real, self.modality, self.judge)
         for n_iter in (32, 100):
             gl = score(griffin_lim(mel, self.modality, n_iter), real, self.modality, self.judge)
             out.update({f"gl{n_iter}_{k}": v for k, v in gl.items()})

@@ -103,7 +103,7 @@ class ImageModality:
             cond["low_res"] = downsample(x0, self.low_res_factor)
         return x0, cond
 
-    def decode(self, x0: Tensor) -> Tensor:
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Tensor:
         """Model space -> uint8 pixels [B,C,H,W], quantised to the data's grey levels."""
         levels = torch.round((x0.detach().float().clamp(-1, 1) + 1) / 2 * self.grey_levels)
         return to_pixels(levels / self.grey_levels * 2 - 1)

@@ -119,8 +119,8 @@ class LatentModality:
         x, cond = self.inner.encode(batch)
         return self.to_latent(x), cond
 
-    def decode(self, x0: Tensor) -> Any:
-        return self.inner.decode(self.from_latent(x0))
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Any:
+        return self.inner.decode(self.from_latent(x0), cond)
 
     def latent_given(self, known: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Given pixels [B,C,H,W] (mask 1 = known) -> given latents [B,c,h,w] and their mask (fully known cells)."""

@@ -102,7 +102,7 @@ class TextModality:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def decode(self, x0: Tensor) -> list[str]:
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> list[str]:
         """Ids [B,L] -> B strings; [MASK] (never left by a finished sampler) is shown as '[MASK]'."""
         return self.tokenizer.batch_decode(x0.detach().cpu().tolist(), skip_special_tokens=False)
 

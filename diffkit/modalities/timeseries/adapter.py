@@ -88,7 +88,7 @@ class TimeSeriesModality:
         mean, std = (torch.as_tensor(a, dtype=torch.float32)[:, None] for a in (self.series.mean, self.series.std))
         return (torch.as_tensor(values, dtype=torch.float32) - mean) / std
 
-    def decode(self, x0: Tensor) -> Tensor:
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Tensor:
         """Model space [B,C,T] -> data units [B,C,T] (float32, CPU)."""
         mean, std = (torch.as_tensor(a, dtype=torch.float32)[:, None] for a in (self.series.mean, self.series.std))
         return x0.detach().float().cpu() * std + mean

@@ -116,7 +116,7 @@ class TrajectoryModality(nn.Module):
             raise DataError(f"trajectory batch 'states' has shape {shape}; expected [B, {expected[0]}, {expected[1]}]")
         return self.normalize(states.float()).transpose(1, 2), {}
 
-    def decode(self, x0: Tensor) -> Tensor:
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Tensor:
         """Model space [B,D,H] -> raw states [B,H,D]."""
         return self.unnormalize(x0.detach().float().transpose(1, 2))
 
