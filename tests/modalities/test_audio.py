@@ -40,14 +40,10 @@ ESPEAK = shutil.which("espeak-ng") is not None
 needs_espeak = pytest.mark.skipif(not ESPEAK, reason="espeak-ng not installed (apt-get install -y espeak-ng)")
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Path:
-    """12 speakers × 10 digits, synthesised the way data/spoken_digits/prepare.py does (the smoke recipe's data)."""
-    if not ESPEAK:
-        pytest.skip("espeak-ng not installed: the spoken digits need the Debian package espeak-ng")
-    out = tmp_path_factory.mktemp("data") / "spoken_digits_smoke" / "out"
-    datasets.prepare_digits(out, 12, fractions=(0.1, 0.1))
-    return out
+@pytest.fixture
+def digits(spoken_digits_smoke: Path) -> Path:
+    """The 12-speaker smoke set (tests/modalities/conftest.py), synthesised once per test session."""
+    return spoken_digits_smoke
 
 
 @needs_espeak

@@ -70,7 +70,7 @@ class MelModality(AudioModality):
         cond = {"label": batch["label"].long()} if self.num_classes else {}
         return self.to_model(self.log_mel(audio[:, 0])), cond
 
-    def decode(self, x0: Tensor) -> Tensor:
+    def decode(self, x0: Tensor, cond: Cond | None = None) -> Tensor:
         """Model space [B,1,n_mels,F] -> log-mels [B,n_mels,F] (float32, CPU), clamped to [log floor, ln 1]."""
         log_mel = x0.detach().float().cpu()[:, 0] * self.mel_std + self.mel_mean
         return log_mel.clamp(min=float(torch.log(torch.tensor(self.log_floor))), max=0.0)
@@ -89,7 +89,7 @@ class MelModality(AudioModality):
         cond = {"mel": log_mel.to(vocoder.device)}
         with torch.no_grad():
             x = vocoder.sampler(vocoder.ema.module, x, sigmas, cond=cond, generator=generator)
-        return vocoder.modality.decode(x)
+        return vocoder.modality.decode(x, cond)  # a PriorGrad vocoder's scale comes from the mel
 
     def _load_vocoder(self) -> Any:
         """The vocoder checkpoint's module, loaded once (its stored config is checked like every checkpoint's)."""
