@@ -57,7 +57,10 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_number(value: float) -> str:
-    """Four significant figures, thousands with separators: 13.38, 0.507, 767.7, 1,234."""
+    """Four significant figures, thousands with separators: 13.38, 0.507, 767.7, 1,234; rounding noise (|v| < 1e-12,
+    e.g. a reference's own normalized score) is 0."""
+    if abs(value) < 1e-12:
+        return "0"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from diffkit.modalities.base import Headline
 from diffkit.training.summary import (
     evaluator_headlines,
+    format_number,
     format_seconds,
     headline_line,
     process_seconds,
@@ -73,3 +74,8 @@ def test_format_seconds_and_process_age() -> None:
     assert [format_seconds(s) for s in (41.6, 491.6, 3780)] == ["42 s", "8 min 12 s", "1 h 03 min"]
     age = process_seconds()
     assert age is None or 0 < age < 24 * 3600  # Linux: this test process's age
+
+
+def test_format_number_shows_rounding_noise_as_zero() -> None:
+    assert [format_number(v) for v in (13.3812, 0.507, 1234.4, -8.349e-16, 1e-6)] == ["13.38", "0.507", "1,234", "0",
+                                                                                       "1e-06"]  # fmt: skip
