@@ -75,15 +75,20 @@ def guide_factory(module, avoid: list[float] | None, hurry: bool, scale: float):
 
 
 def guided_targets(result: dict, avoid: list[float] | None) -> dict[str, float]:
-    """Per episode, mean ± s.e.: the share of steps inside the avoided disk; the first step within 0.5 of the goal."""
+    """Per episode, mean ± s.e.: the share of steps inside the avoided disk, whether it entered the disk at all; the
+    first step within 0.5 of the goal."""
     paths, goals = result["paths"], result["goals"]
     out = {}
     near = np.linalg.norm(paths - goals[:, None], axis=-1) <= GOAL_RADIUS
     first = np.where(near.any(1), near.argmax(1), paths.shape[1])  # never arrived: the episode length
     out["first_arrival"], out["first_arrival_se"] = float(first.mean()), float(first.std(ddof=1) / np.sqrt(len(first)))
     if avoid is not None:
-        inside = (np.linalg.norm(paths - np.asarray(avoid[:2]), axis=-1) < avoid[2]).mean(1)
-        out["in_disk"], out["in_disk_se"] = float(inside.mean()), float(inside.std(ddof=1) / np.sqrt(len(inside)))
+        inside = np.linalg.norm(paths - np.asarray(avoid[:2]), axis=-1) < avoid[2]
+        for key, per_episode in (("in_disk", inside.mean(1)), ("entered_disk", inside.any(1).astype(float))):
+            out[key], out[f"{key}_se"] = (
+                float(per_episode.mean()),
+                float(per_episode.std(ddof=1) / np.sqrt(len(inside))),
+            )
     return out
 
 
@@ -191,7 +196,11 @@ def main() -> None:
     for label, row in rows.items():
         success = f"{row['success']:.3f} ± {row['success_se']:.3f}"
         score = f"{row['score']:.1f} ± {row['score_se']:.1f}"
-        extra = "".join(f"  {k} {row[k]:.3f} ± {row[k + '_se']:.3f}" for k in ("in_disk", "first_arrival") if k in row)
+        extra = "".join(
+            f"  {k} {row[k]:.3f} ± {row[k + '_se']:.3f}"
+            for k in ("in_disk", "entered_disk", "first_arrival")
+            if k in row
+        )
         print(
             f"{label:10s} success {success}  return {row['return']:.1f}  score {score}  "
             f"(D4RL refs: {row['score_d4rl_refs']:.1f}){extra}"
