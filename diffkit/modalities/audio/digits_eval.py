@@ -41,25 +41,28 @@ class SpokenDigitsEvaluator:
             raise ValueError("SpokenDigitsEvaluator: needs a class-conditional model (modality.num_classes)")
         self.modality, self.n_samples, self.n_render = modality, int(n_samples), int(n_render)
         self.judge, self.seed = bool(judge), int(seed)
-        self.mels = {split: self._split(split) for split in ("train", "val", "test")}
+        self.mels = self._splits()
         (train, train_labels), (val, val_labels) = self.mels["train"], self.mels["val"]
         self.classifier, self.classifier_val_acc = load_or_train_classifier(
             modality.data_dir, train, train_labels, val, val_labels, model_class=MelClassifier, **CLASSIFIER
         )
         self._baselines: dict[str, float] | None = None
 
-    def _split(self, split: str) -> tuple[Tensor, Tensor]:
-        """(model-space log-mels [N,1,n_mels,F], labels [N]) of a split's whole clips."""
+    def _splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """split -> (model-space log-mels [N,1,n_mels,F], labels [N]) of its whole clips; every WAV read once."""
         from diffkit.modalities.audio.data import AudioDataModule
 
         m = self.modality
         data = AudioDataModule(data_dir=m.data_dir, sample_rate=m.sample_rate, length=m.length, hop=m.hop)
         data.prepare_data()
         data.setup()
-        clips = data.splits[split]
-        audio = torch.stack([clips[i]["audio"] for i in range(len(clips))])
-        mels = torch.cat([m.to_model(m.log_mel(chunk[:, 0])) for chunk in audio.split(500)])
-        return mels, torch.as_tensor(clips.labels)
+        out = {}
+        for split in ("train", "val", "test"):
+            clips = data.splits[split]
+            audio = torch.stack([clips[i]["audio"] for i in range(len(clips))])
+            mels = torch.cat([m.to_model(m.log_mel(chunk[:, 0])) for chunk in audio.split(500)])
+            out[split] = (mels, torch.as_tensor(clips.labels))
+        return out
 
     @torch.no_grad()
     def features(self, x: Tensor) -> Tensor:
