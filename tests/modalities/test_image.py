@@ -18,6 +18,7 @@ from diffkit.modalities.image.metrics import (
     inpainting_scores,
     load_or_train_classifier,
     mean_fill,
+    mean_set_fd,
 )
 
 
@@ -133,6 +134,14 @@ def test_frechet_distance_closed_form_and_monotone() -> None:
     assert abs(frechet_distance(a, b) - expected) < 0.1
     noisy = [frechet_distance(a, a + s * torch.randn(a.shape, generator=g, dtype=torch.float64)) for s in (0.1, 0.5, 1)]
     assert noisy[0] < noisy[1] < noisy[2]
+
+
+def test_mean_set_fd_averages_disjoint_sets() -> None:
+    g = torch.Generator().manual_seed(1)
+    ref, feats = torch.randn(500, 3, generator=g), torch.randn(250, 3, generator=g) + 0.5
+    parts = [frechet_distance(feats[i : i + 100], ref) for i in (0, 100)]  # the 50 rows left over are dropped
+    assert abs(mean_set_fd(feats, ref, 100) - sum(parts) / 2) < 1e-9
+    assert mean_set_fd(feats[:100], ref, 100) == frechet_distance(feats[:100], ref)
 
 
 def test_inpainting_helpers() -> None:
