@@ -3,9 +3,10 @@
     PYTHONPATH=. python benchmarks/sampler_convergence.py CKPT [CKPT ...] [--fd 1439] [--out results/x.json]
 
 For each checkpoint, every deterministic sampler (as conf/sampler/ configures it) runs at NFE 5 to 50 on the
-checkpoint's own σ grid (or --schedule) from the same initial noises; its distance (RMSE per element) to a 128-step
-Heun solution (255 NFE) of the same probability-flow ODE is noise-free and cheap. `--fd N` also scores each
-point with the checkpoint's evaluator (N samples). The parity block drives diffkit's UniPC / DPM++ 2M and
+checkpoint's own σ grid (or --schedule) from the same initial noises; its distance (RMSE per element) to a 512-step
+Heun solution (1,023 NFE; --reference-steps) of the same probability-flow ODE is noise-free and cheap (a 128-step
+reference is itself ~1e-3 off, 5-10% of the NFE-50 distances). `--fd N` also scores each point with the
+checkpoint's evaluator (N samples). The parity block drives diffkit's UniPC / DPM++ 2M and
 diffusers' UniPCMultistepScheduler / DPMSolverMultistepScheduler (through the VP ε-adapter of benchmarks/samplers.py),
 k-diffusion's DPM++ 2M / LMS, all on diffusers' Karras grid over its linear-β clock; prints ours over theirs.
 Needs the `bench` extra.
@@ -55,14 +56,15 @@ def steps_for(sampler, schedule, budget: int) -> tuple[int, int]:
     return best
 
 
-def convergence(module, train_cfg, names: list[str], noise: torch.Tensor, fd: int | None) -> dict:
+def convergence(module, train_cfg, names: list[str], noise: torch.Tensor, fd: int | None, ref_steps: int) -> dict:
     """{sampler: {budget: {steps, nfe, rmse[, fd]}}} on the checkpoint's own grid, plus the reference's σ range."""
     den, schedule = module.ema.module, module.schedule
     sigma_max = float(schedule(2)[0])
     x = noise * sigma_max
     t0 = time.perf_counter()
-    reference = dk.sample_heun(den, x, schedule(128))
-    out: dict = {"reference": {"sampler": "heun", "steps": 128, "seconds": time.perf_counter() - t0}}
+    reference = dk.sample_heun(den, x, schedule(ref_steps))
+    out: dict = {"reference": {"sampler": "heun", "steps": ref_steps, "seconds": time.perf_counter() - t0}}
+    out["reference"]["rmse_of_128_steps"] = rmse(dk.sample_heun(den, x, schedule(128)), reference)  # its own error
     evaluator = instantiate_option(train_cfg, "evaluator", train_cfg.evaluator) if fd else None
     if evaluator is not None:
         evaluator.n_samples = fd
@@ -84,28 +86,41 @@ def convergence(module, train_cfg, names: list[str], noise: torch.Tensor, fd: in
     return out
 
 
-def diffusers_solution(cls, den, z: torch.Tensor, steps: int, **config) -> tuple[torch.Tensor, torch.Tensor]:
+def diffusers_solution(
+    cls, den, z: torch.Tensor, steps: int, solver_sigma: bool = False, **config
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(result, σ grid) of a diffusers multistep scheduler on its Karras grid, driven through the ε-adapter."""
     sched = cls(use_karras_sigmas=True, **config)
     sched.set_timesteps(steps)
     model, sample = VPAdapter(den, sched.alphas_cumprod), z * sched.init_noise_sigma
-    for t in sched.timesteps:
-        sample = sched.step(model(sched.scale_model_input(sample, t), t), t, sample).prev_sample
+    for i, t in enumerate(sched.timesteps):
+        # diffusers rounds the Karras grid's timesteps to integers, so its net sees σ(round(t)), not the σ its
+        # update assumes (up to 4% off at 50 steps, 1% at 10); solver_sigma=True feeds the net the update's σ instead.
+        sigma = float(sched.sigmas[i]) if solver_sigma else None
+        sample = sched.step(model(sched.scale_model_input(sample, t), t, sigma=sigma), t, sample).prev_sample
     return sample, sched.sigmas.double()
 
 
-def parity(den, noise: torch.Tensor) -> dict:
+def parity(den, noise: torch.Tensor, ref_steps: int) -> dict:
     """Reference distance of diffkit vs diffusers / k-diffusion on the same grid and noise; ratio ours / theirs."""
     import diffusers
     import k_diffusion.sampling as kd
 
     _, grid = diffusers_solution(diffusers.UniPCMultistepScheduler, den, noise, 10)
     sigma_max, sigma_min = float(grid[0]), float(grid[-2])
-    reference = dk.sample_heun(den, noise * sigma_max, diffkit.karras_sigmas(128, sigma_min, sigma_max))
+    reference = dk.sample_heun(den, noise * sigma_max, diffkit.karras_sigmas(ref_steps, sigma_min, sigma_max))
     pairs = {
         "unipc_2": (partial(dk.sample_unipc, order=2), (diffusers.UniPCMultistepScheduler, {"solver_order": 2})),
         "unipc_3": (partial(dk.sample_unipc, order=3), (diffusers.UniPCMultistepScheduler, {"solver_order": 3})),
         "dpmpp_2m": (dk.sample_dpmpp_2m, (diffusers.DPMSolverMultistepScheduler, {})),
+        "unipc_2/diffusers at the solver's σ": (
+            partial(dk.sample_unipc, order=2),
+            (diffusers.UniPCMultistepScheduler, {"solver_order": 2, "solver_sigma": True}),
+        ),
+        "dpmpp_2m/diffusers at the solver's σ": (
+            dk.sample_dpmpp_2m,
+            (diffusers.DPMSolverMultistepScheduler, {"solver_sigma": True}),
+        ),
         "dpmpp_2m/k-diffusion": (dk.sample_dpmpp_2m, kd.sample_dpmpp_2m),
         "lms/k-diffusion": (dk.sample_lms, kd.sample_lms),
     }
@@ -122,7 +137,7 @@ def parity(den, noise: torch.Tensor) -> dict:
             mine = ours(den, noise * float(grid[0]), grid.float())
             a, b = rmse(mine, reference), rmse(result, reference)
             out[name][steps] = {"diffkit": a, "peer": b, "ratio": a / b}
-        print(f"  {name:22s}" + "".join(f"  {s:>2}: {v['diffkit']:.4f}/{v['peer']:.4f} ({v['ratio']:.3f})"
+        print(f"  {name:38s}" + "".join(f"  {s:>2}: {v['diffkit']:.4f}/{v['peer']:.4f} ({v['ratio']:.3f})"
                                         for s, v in out[name].items()), flush=True)  # fmt: skip
     return out
 
@@ -134,6 +149,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64, help="initial noises for the reference distance")
     parser.add_argument("--fd", type=int, default=None, help="also score FD with this many samples per point")
     parser.add_argument("--schedule", default=None, help="option of conf/schedule/ (default: the checkpoint's)")
+    parser.add_argument("--reference-steps", type=int, default=512, help="Heun steps of the reference solution")
     parser.add_argument("--no-parity", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sampler_convergence.json"))
     args = parser.parse_args()
@@ -148,10 +164,11 @@ def main() -> None:
         shape = (args.n, *module.modality.example_shape())
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         print(f"{path}: reference distance (RMSE) per NFE", flush=True)
-        entry = {"convergence": convergence(module, train_cfg, args.samplers.split(","), noise, args.fd)}
+        names = args.samplers.split(",")
+        entry = {"convergence": convergence(module, train_cfg, names, noise, args.fd, args.reference_steps)}
         if not args.no_parity:
             print("  parity (diffkit / peer reference distance, ratio), diffusers' Karras grid:", flush=True)
-            entry["parity"] = parity(module.ema.module, noise)
+            entry["parity"] = parity(module.ema.module, noise, args.reference_steps)
         payload["checkpoints"][path] = entry
     payload["wall_s"] = time.perf_counter() - start
     Path(args.out).write_text(json.dumps(payload, indent=1))

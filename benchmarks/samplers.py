@@ -96,9 +96,10 @@ class VPAdapter:
     def sigma(self, t: float) -> float:
         return float(np.exp(np.interp(float(t), np.arange(len(self.log_sigmas)), self.log_sigmas)))
 
-    def __call__(self, x_vp: torch.Tensor, t) -> torch.Tensor:
+    def __call__(self, x_vp: torch.Tensor, t, sigma: float | None = None) -> torch.Tensor:
+        """ε at timestep t (at σ = sigma instead of σ(t) when given)."""
         self.calls += 1
-        s = self.sigma(t)
+        s = self.sigma(t) if sigma is None else sigma
         x = x_vp * math.sqrt(1 + s * s)
         sig = torch.full((x.shape[0],), s, dtype=x.dtype)
         return (x - self.denoiser(x, sig)) / s
