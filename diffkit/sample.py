@@ -78,6 +78,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
         overrides = {key: value for key, value in (cfg.get("evaluator") or {}).items() if value is not None}
+        if "_target_" not in (train_cfg.get("evaluator") or {}):  # trained with `~evaluator`
+            raise DataError(f"{cfg.ckpt} was trained without an evaluator (the evaluator group was removed)")
         evaluator = instantiate(OmegaConf.merge(train_cfg.evaluator, overrides))
         metrics.update(evaluate(evaluator, module, seed=cfg.seed, hold=hold, **options))
         write_json({**metrics, "steps": steps, "ckpt": str(cfg.ckpt)}, out_dir / "metrics.json")

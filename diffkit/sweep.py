@@ -85,7 +85,9 @@ def run(cfg: DictConfig) -> list[dict]:
     trust = list(cfg.get("trust") or ())  # packages the user vouches for (README "Security")
     module = load(cfg.ckpt, trust=trust)
     train_cfg = load_config(cfg.ckpt, trust=trust)
-    evaluator_cfg = train_cfg.evaluator
+    evaluator_cfg = train_cfg.get("evaluator") or {}
+    if "_target_" not in evaluator_cfg:  # trained with `~evaluator`: nothing to score with
+        raise ValueError(f"{cfg.ckpt} was trained without an evaluator (the evaluator group was removed)")
     if cfg.n_samples is not None:
         evaluator_cfg = OmegaConf.merge(evaluator_cfg, {"n_samples": cfg.n_samples})
     evaluator = instantiate(evaluator_cfg)

@@ -20,6 +20,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -105,7 +106,7 @@ def run(cfg: DictConfig, *, started: float | None = None) -> dict[str, float]:
         logger.log_hyperparams(to_dict(cfg))  # the resolved config; rank-zero only inside Lightning's loggers
     if rank_zero:  # the data exist before an evaluator or the untrained-model scores read them (fit checks again)
         datamodule.prepare_data()
-    evaluator = instantiate(cfg.evaluator) if cfg.get("evaluator") and rank_zero else None
+    evaluator = build_evaluator(cfg.get("evaluator")) if rank_zero else None
     log.info("run folder: %s", out_dir)
     metrics: dict[str, float] = {}
     if evaluator is not None and cfg.eval.before_training and ckpt_path is None:
@@ -139,6 +140,17 @@ def run(cfg: DictConfig, *, started: float | None = None) -> dict[str, float]:
     print(summary, flush=True)
     log.debug("summary:\n%s", summary)
     return metrics
+
+
+def build_evaluator(node: Any) -> Any:
+    """The evaluator of `evaluator`, or None without one: `~evaluator` removes the group, not a recipe's settings
+    for it (e.g. evaluator.n_inpaint), which are then named and left unused instead of failing after training."""
+    if not node:
+        return None
+    if "_target_" not in node:
+        log.warning("no evaluator (the evaluator group is removed); its settings %s are not used", sorted(node))
+        return None
+    return instantiate(node)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

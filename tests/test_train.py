@@ -17,7 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from diffkit.config import CheckpointError, instantiate_option, load, load_config
 from diffkit.core.guidance import reconstruction_guidance
-from diffkit.train import run
+from diffkit.train import build_evaluator, run
 from diffkit.training.precision import resolve_precision
 
 
@@ -363,3 +363,13 @@ def test_init_from_refuses_another_architecture_and_masks_without_known_channels
         init_weights(wider, out / "checkpoints" / "last.ckpt")
     with pytest.raises(Exception, match=r"no encoder for the condition entries \['known', 'mask'\]"):  # via Hydra
         build_module(compose_train(["recipe=smoke/image", *KNOWN[1:]], tmp_path))  # masks, but no input encoder
+
+
+def test_a_removed_evaluator_group_leaves_its_recipe_settings_unused(caplog) -> None:
+    """`~evaluator` on a recipe that sets evaluator.* keys: no evaluator, the keys named (it failed after training)."""
+    assert build_evaluator(None) is None
+    with caplog.at_level("WARNING"):
+        assert build_evaluator(DictConfig({"n_inpaint": 150, "n_posterior": 2})) is None
+    assert "['n_inpaint', 'n_posterior'] are not used" in caplog.text
+    node = DictConfig({"_target_": "collections.Counter", "a": 1})
+    assert build_evaluator(node) == {"a": 1}
