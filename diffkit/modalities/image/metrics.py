@@ -216,7 +216,7 @@ class DigitsEvaluator:
         """The end-of-run summary's numbers; FD at the test split's size, as its baselines, when samples suffice."""
         n_test, k = len(self.test_images), self.n_posterior
         fd_baselines = (("real test images", "fd_real_test"), ("per-class Gaussians", "fd_class_gauss"))
-        if self.n_samples >= n_test:  # the mean over disjoint sets: one set of 179 varies by ~±3 from run to run
+        if self.n_samples >= n_test:  # the mean over disjoint sets: one set of 179 moves by up to ±20 between seeds
             sets = self.n_samples // n_test
             fd_baselines = (("real test images", "fd_real_test"), ("per-class Gaussians", "fd_class_gauss_sets"))
             note = f"{n_test} samples, mean of {sets} sets" if sets > 1 else f"{n_test} samples"
