@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,18 @@ def _share_cores_between_workers() -> None:
 
 
 _share_cores_between_workers()
+
+
+def _own_compile_cache() -> None:
+    """torch.compile writes kernels to one machine-wide cache (/tmp/torchinductor_$USER) whose keys ignore
+    ATEN_CPU_CAPABILITY: a kernel built under `ATEN_CPU_CAPABILITY=avx2` aborts the process when a later run loads
+    it. The tests compile into a fresh folder of their own (torch sets the variable itself when it first looks)."""
+    folder = tempfile.mkdtemp(prefix="diffkit-tests-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
+_own_compile_cache()
 
 
 @pytest.fixture
