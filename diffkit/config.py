@@ -29,6 +29,7 @@ from diffkit.security import CheckpointError, check_targets, refuse_interpolatio
 from diffkit.training.module import CONFIG_KEY, DiffusionModule
 
 register_unique_dir()  # every entry point imports this module before Hydra composes conf/hydra/default.yaml
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # the packaged link to the repository's conf/ tree
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
@@ -149,6 +150,29 @@ def instantiate_option(train_cfg: DictConfig, group: str, node: Any) -> Any:
     with open_dict(merged):
         merged[group] = OmegaConf.create(raw)
     return instantiate(merged[group])
+
+
+def group_option(group: str, name: str, train_cfg: DictConfig, args: Any = None) -> Any:
+    """Instantiate conf/<group>/<name>.yaml (with `args` merged in), resolving its references against the
+    checkpoint's config."""
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        raise ValueError(f"unknown {group} {name!r}; choose one of {options}")
+    return instantiate_option(train_cfg, group, OmegaConf.merge(OmegaConf.load(path), args or {}))
+
+
+def checkpoint_evaluator(train_cfg: DictConfig, ckpt: Any, overrides: Any = None, option: str | None = None) -> Any:
+    """The evaluator that scores a checkpoint: conf/evaluator/<option>.yaml when named, else the one it was trained
+    with, `overrides` merged in; one error naming the checkpoint when it was trained without one (`~evaluator`)."""
+    if option:
+        return group_option("evaluator", option, train_cfg, overrides)
+    node = train_cfg.get("evaluator") or {}
+    if "_target_" not in node:
+        options = sorted(p.stem for p in (CONF_DIR / "evaluator").glob("*.yaml"))
+        raise CheckpointError(f"{ckpt} was trained without an evaluator (`~evaluator`); name one with "
+                              f"evaluator_option=NAME, one of {options}")  # fmt: skip
+    return instantiate(OmegaConf.merge(node, overrides or {}))
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:

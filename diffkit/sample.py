@@ -30,7 +30,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from diffkit.cli import one_line_errors
-from diffkit.config import CheckpointError, checkpoint_step, instantiate_option, load, load_config
+from diffkit.config import (
+    CheckpointError,
+    checkpoint_evaluator,
+    checkpoint_step,
+    instantiate_option,
+    load,
+    load_config,
+)
 from diffkit.io import write_json
 from diffkit.modalities.base import DataError, Modality, Request
 from diffkit.training.evaluation import evaluate, evaluate_likelihood
@@ -78,9 +85,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics.update(likelihood(cfg, module, train_cfg))
     if cfg.evaluate:
         overrides = {key: value for key, value in (cfg.get("evaluator") or {}).items() if value is not None}
-        if "_target_" not in (train_cfg.get("evaluator") or {}):  # trained with `~evaluator`
-            raise DataError(f"{cfg.ckpt} was trained without an evaluator (the evaluator group was removed)")
-        evaluator = instantiate(OmegaConf.merge(train_cfg.evaluator, overrides))
+        evaluator = checkpoint_evaluator(train_cfg, cfg.ckpt, overrides, cfg.get("evaluator_option"))
         metrics.update(evaluate(evaluator, module, seed=cfg.seed, hold=hold, **options))
         write_json({**metrics, "steps": steps, "ckpt": str(cfg.ckpt)}, out_dir / "metrics.json")
         log.info("metrics: %s", metrics)

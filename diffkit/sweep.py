@@ -19,17 +19,15 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from diffkit.cli import one_line_errors
-from diffkit.config import CheckpointError, instantiate_option, load, load_config
+from diffkit.config import CheckpointError, checkpoint_evaluator, group_option, load, load_config
 from diffkit.core.samplers import count_nfe
 from diffkit.io import atomic_write, write_json
 from diffkit.training.evaluation import evaluate
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def network_evaluations(module: Any, steps: int, **options: Any) -> int:
@@ -42,16 +40,6 @@ def network_evaluations(module: Any, steps: int, **options: Any) -> int:
     finally:
         hook.remove()
     return calls[0]
-
-
-def _option(group: str, name: str, train_cfg: DictConfig, args: Any = None) -> Any:
-    """Instantiate conf/<group>/<name>.yaml (with `args` merged in), resolving its references against the
-    checkpoint's config."""
-    path = CONF_DIR / group / f"{name}.yaml"
-    if not path.is_file():
-        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-        raise ValueError(f"unknown {group} {name!r}; choose one of {options}")
-    return instantiate_option(train_cfg, group, OmegaConf.merge(OmegaConf.load(path), args or {}))
 
 
 def _line_label(row: dict) -> str:
@@ -85,20 +73,16 @@ def run(cfg: DictConfig) -> list[dict]:
     trust = list(cfg.get("trust") or ())  # packages the user vouches for (README "Security")
     module = load(cfg.ckpt, trust=trust)
     train_cfg = load_config(cfg.ckpt, trust=trust)
-    evaluator_cfg = train_cfg.get("evaluator") or {}
-    if "_target_" not in evaluator_cfg:  # trained with `~evaluator`: nothing to score with
-        raise ValueError(f"{cfg.ckpt} was trained without an evaluator (the evaluator group was removed)")
-    if cfg.n_samples is not None:
-        evaluator_cfg = OmegaConf.merge(evaluator_cfg, {"n_samples": cfg.n_samples})
-    evaluator = instantiate(evaluator_cfg)
-    schedule = _option("schedule", cfg.grid, train_cfg, cfg.get("grid_args")) if cfg.grid else module.schedule
+    overrides = {"n_samples": cfg.n_samples} if cfg.n_samples is not None else {}
+    evaluator = checkpoint_evaluator(train_cfg, cfg.ckpt, overrides, cfg.get("evaluator_option"))
+    schedule = group_option("schedule", cfg.grid, train_cfg, cfg.get("grid_args")) if cfg.grid else module.schedule
     scales = cfg.get("guidance_scales") or [None]
     if any(scale is not None for scale in scales) and not module.guided:
         raise CheckpointError(f"guidance_scales need a model trained with classifier-free guidance; {cfg.ckpt} is not")
     rows: list[dict] = []
     for scale in scales:
         for name in cfg.samplers:
-            sampler = _option("sampler", name, train_cfg)
+            sampler = group_option("sampler", name, train_cfg)
             for steps in cfg.steps:
                 options = {"sampler": sampler, "schedule": schedule, "guidance_scale": scale}
                 calls = count_nfe(sampler, schedule(int(steps)))  # calls to the (guided) denoiser

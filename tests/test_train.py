@@ -373,3 +373,20 @@ def test_a_removed_evaluator_group_leaves_its_recipe_settings_unused(caplog) -> 
     assert "['n_inpaint', 'n_posterior'] are not used" in caplog.text
     node = DictConfig({"_target_": "collections.Counter", "a": 1})
     assert build_evaluator(node) == {"a": 1}
+
+
+def test_a_checkpoint_trained_without_an_evaluator_is_scored_by_a_named_one(trained, tmp_path: Path) -> None:
+    """sweep on a `~evaluator` checkpoint: one error naming it and the way out; `evaluator_option=digits` scores it."""
+    from diffkit.sweep import run as sweep
+    from diffkit.training.module import CONFIG_KEY
+
+    out, _ = trained
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    del ckpt[CONFIG_KEY]["evaluator"]  # what `~evaluator` stores
+    bare = tmp_path / "bare.ckpt"
+    torch.save(ckpt, bare)
+    args = [f"ckpt={bare}", "samplers=[euler]", "steps=[2]", "n_samples=32"]
+    with pytest.raises(CheckpointError, match=r"bare.ckpt was trained without an evaluator.*evaluator_option=NAME"):
+        sweep(compose_train(args, tmp_path / "a", config_name="sweep"))
+    rows = sweep(compose_train([*args, "evaluator_option=digits"], tmp_path / "b", config_name="sweep"))
+    assert [(r["sampler"], r["steps"]) for r in rows] == [("euler", 2)] and rows[0]["fd"] > 0
