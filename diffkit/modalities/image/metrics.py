@@ -8,7 +8,9 @@ References:
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -23,6 +25,8 @@ from diffkit.io import atomic_write, exclusive, write_json
 from diffkit.modalities.base import Headline, InpaintFn, SampleFn
 from diffkit.modalities.image.baselines import sample_class_gaussians
 from diffkit.modalities.image.masks import half_mask
+
+log = logging.getLogger(__name__)
 
 
 class FeatureClassifier(nn.Module):
@@ -72,7 +76,12 @@ def train_classifier(
         torch.manual_seed(seed)
         model = model_class(int(labels.max()) + 1, feature_dim, **model_class.data_config(images))
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    for _ in range(epochs):
+    start = said = time.perf_counter()
+    for epoch in range(epochs):
+        if time.perf_counter() - said > 30:  # a long first training (Fashion-MNIST: ~30 min on 2 cores) says so
+            said = time.perf_counter()
+            left = (said - start) / epoch * (epochs - epoch)
+            log.info("evaluator classifier: epoch %d/%d, about %.0f s left", epoch, epochs, left)
         model.train()
         for idx in torch.randperm(len(images), generator=generator).split(batch_size):
             x = images[idx] + 0.1 * torch.randn(images[idx].shape, generator=generator)
@@ -120,6 +129,7 @@ def _load_or_train_classifier(
                 return model.eval(), float(meta["val_accuracy"])
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
             pass  # damaged, stale or another kind of classifier: retrain below and overwrite it atomically
+    log.info("training the evaluator's classifier on %d images (once; cached in %s)", len(images), cache_dir)
     model, val_acc = train_classifier(images, labels, val_images, val_labels, model_class=model_class, **train_kwargs)
     atomic_write(weights, lambda tmp: save_file(model.state_dict(), tmp))
     write_json({**model.config, "val_accuracy": val_acc, "train": train_kwargs}, info)
