@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -135,4 +136,8 @@ def make_env(layout: str, max_episode_steps: int | None = None):  # -> gymnasium
     if layout not in ENV_IDS:
         raise ValueError(f"unknown PointMaze layout {layout!r}; choose one of {sorted(ENV_IDS)}")
     steps = EPISODE_STEPS[layout] if max_episode_steps is None else max_episode_steps
-    return gym.make(ENV_IDS[layout], max_episode_steps=steps, continuing_task=True, reset_target=False)
+    env = gym.make(ENV_IDS[layout], max_episode_steps=steps, continuing_task=True, reset_target=False)
+    # The maze's MJCF is written to a temporary file that gymnasium-robotics never deletes (one per env); MuJoCo has
+    # read it into the model by now.
+    Path(env.unwrapped.tmp_xml_file_path).unlink(missing_ok=True)
+    return env
