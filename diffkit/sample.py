@@ -65,9 +65,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     schedule = instantiate_option(train_cfg, "schedule", cfg.schedule) if cfg.get("schedule") else None
     hold = instantiate_option(train_cfg, "hold", cfg.hold) if cfg.get("hold") else None
     steps = cfg.steps or module.sample_steps
-    if cfg.get("guidance_scale") is not None and not module.guided:
-        raise CheckpointError(f"guidance_scale needs a model trained with classifier-free guidance; {cfg.ckpt} is not")
-    options = {"steps": steps, "sampler": sampler, "schedule": schedule, "guidance_scale": cfg.get("guidance_scale")}
+    if (cfg.get("guidance_scale") is not None or cfg.get("guidance_interval") is not None) and not module.guided:
+        raise CheckpointError(f"guidance_scale and guidance_interval need a model trained with classifier-free "
+                              f"guidance; {cfg.ckpt} is not")  # fmt: skip
+    interval = cfg.get("guidance_interval")
+    options = {"steps": steps, "sampler": sampler, "schedule": schedule, "guidance_scale": cfg.get("guidance_scale"),
+               "guidance_interval": None if interval is None else tuple(interval)}  # fmt: skip
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.n > 0:
         args = OmegaConf.to_container(cfg.request) if cfg.get("request") is not None else {}

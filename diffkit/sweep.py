@@ -77,14 +77,17 @@ def run(cfg: DictConfig) -> list[dict]:
     evaluator = checkpoint_evaluator(train_cfg, cfg.ckpt, overrides, cfg.get("evaluator_option"))
     schedule = group_option("schedule", cfg.grid, train_cfg, cfg.get("grid_args")) if cfg.grid else module.schedule
     scales = cfg.get("guidance_scales") or [None]
-    if any(scale is not None for scale in scales) and not module.guided:
-        raise CheckpointError(f"guidance_scales need a model trained with classifier-free guidance; {cfg.ckpt} is not")
+    interval = None if cfg.get("guidance_interval") is None else tuple(cfg.guidance_interval)
+    if (any(scale is not None for scale in scales) or interval is not None) and not module.guided:
+        raise CheckpointError(f"guidance_scales and guidance_interval need a model trained with classifier-free "
+                              f"guidance; {cfg.ckpt} is not")  # fmt: skip
     rows: list[dict] = []
     for scale in scales:
         for name in cfg.samplers:
             sampler = group_option("sampler", name, train_cfg)
             for steps in cfg.steps:
-                options = {"sampler": sampler, "schedule": schedule, "guidance_scale": scale}
+                options = {"sampler": sampler, "schedule": schedule, "guidance_scale": scale,
+                           "guidance_interval": interval}  # fmt: skip
                 calls = count_nfe(sampler, schedule(int(steps)))  # calls to the (guided) denoiser
                 nfe = network_evaluations(module, int(steps), **options)  # network evaluations (CFG: 2 a call)
                 metrics = evaluate(evaluator, module, steps=int(steps), seed=cfg.seed, inpaint=cfg.inpaint,
@@ -92,9 +95,11 @@ def run(cfg: DictConfig) -> list[dict]:
                 point = {"sampler": name, "steps": int(steps), "denoiser_calls": calls, "nfe": nfe}
                 if scale is not None:
                     point["guidance_scale"] = float(scale)
+                if interval is not None:
+                    point["guidance_interval"] = list(interval)
                 rows.append({**point, **metrics})
                 log.info("%s steps=%d nfe=%d scale=%s %s", name, steps, nfe, scale, metrics)
-    labels = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale")
+    labels = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale", "guidance_interval")
     metric = cfg.metric or [k for k in rows[0] if k not in labels][0]
     out_dir = Path(cfg.out_dir)
     write_json({"ckpt": str(cfg.ckpt), "schedule": cfg.grid or "checkpoint", "metric": metric, "rows": rows},

@@ -305,6 +305,26 @@ def test_sweep_over_guidance_scales(trained_cfg: Path, tmp_path: Path) -> None:
     assert (tmp_path / "fd_vs_nfe.png").is_file()
 
 
+def test_guidance_interval_guides_only_its_sigmas(trained_cfg: Path, tmp_path: Path) -> None:
+    """guidance_interval (lo, hi]: all of the grid inside = full guidance, none inside = the conditional model; the
+    sweep counts one network evaluation for each unguided step."""
+    from diffkit.sweep import run as sweep
+
+    module = load(trained_cfg)
+    request = module.modality.request(4)
+
+    def draw(**options) -> torch.Tensor:
+        return module.sample(4, request.cond, steps=3, generator=torch.Generator().manual_seed(0), **options)
+
+    assert torch.equal(draw(guidance_interval=(0.0, 1e9)), draw())
+    assert torch.equal(draw(guidance_interval=(1e8, 1e9)), draw(guidance_scale=1.0))
+    sigmas = module.schedule(3).tolist()  # 3 Euler steps evaluate at sigmas[0..2]; guide at sigmas[1] only
+    cfg = compose_train([f"ckpt={trained_cfg}", "samplers=[euler]", "steps=[3]", "n_samples=32",
+                         f"guidance_interval=[{sigmas[2]},{sigmas[1]}]"], tmp_path, config_name="sweep")  # fmt: skip
+    (row,) = sweep(cfg)
+    assert (row["denoiser_calls"], row["nfe"], row["guidance_interval"]) == (3, 4, [sigmas[2], sigmas[1]])
+
+
 def test_only_modules_besides_the_ema_copy_in_eval_mode_are_reported(caplog: pytest.LogCaptureFixture) -> None:
     import lightning as L
 

@@ -4,7 +4,8 @@ References:
     Ho & Salimans 2022 (classifier-free guidance); Song et al. 2021, App. I / Lugmayr et al. 2022 (replacement
     inpainting); Janner et al. 2022 (Diffuser, conditioning by replacement); Sahoo et al. 2024 (MDLM infilling);
     Ho et al. 2022 (reconstruction guidance); Song et al. 2023 (ΠGDM, pseudoinverse-guided diffusion);
-    Chung et al. 2023 (DPS), Bansal et al. 2023 (universal guidance: the gradient of a loss of the denoised estimate).
+    Chung et al. 2023 (DPS), Bansal et al. 2023 (universal guidance: the gradient of a loss of the denoised estimate);
+    Kynkäänniemi et al. 2024 (guidance in a limited interval of noise levels).
 """
 
 from __future__ import annotations
@@ -26,12 +27,20 @@ def null_cond(cond: Cond, specs: Mapping[str, CondSpec]) -> Cond:
     return {key: specs[key].null_like(value) for key, value in cond.items()}
 
 
-def cfg(denoiser: Denoiser, scale: float, null_cond: Cond | Callable[[Cond], Cond] | None = None) -> Denoiser:
+def cfg(
+    denoiser: Denoiser,
+    scale: float,
+    null_cond: Cond | Callable[[Cond], Cond] | None = None,
+    interval: tuple[float, float] | None = None,
+) -> Denoiser:
     """D_uncond + scale·(D_cond - D_uncond) (Ho & Salimans 2022); scale 1 = conditional, 0 = unconditional.
 
     null_cond: the unconditional condition, or a function cond -> null condition (e.g. null_cond with the declared
-    specs); None passes no condition at all.
+    specs); None passes no condition at all. interval (lo, hi): guide only where lo < σ ≤ hi and use the conditional
+    denoiser alone elsewhere, one network call (Kynkäänniemi et al. 2024).
     """
+    if interval is not None and not 0 <= interval[0] < interval[1]:
+        raise ValueError(f"cfg: interval must be (lo, hi) with 0 <= lo < hi, got {interval!r}")
 
     def uncond_of(cond: Cond | None) -> Cond | None:
         if not callable(null_cond):
@@ -43,10 +52,16 @@ def cfg(denoiser: Denoiser, scale: float, null_cond: Cond | Callable[[Cond], Con
             return denoiser(x, sigma, cond)
         if cond is None:  # nothing to guide towards: one unconditional call, not two
             return denoiser(x, sigma, uncond_of(cond))
+        inside = None if interval is None else (sigma > interval[0]) & (sigma <= interval[1])
+        if inside is not None and not inside.any():
+            return denoiser(x, sigma, cond)
+        everywhere = inside is None or bool(inside.all())
         uncond = denoiser(x, sigma, uncond_of(cond))
-        if scale == 0.0:
+        if scale == 0.0 and everywhere:
             return uncond
-        return uncond + scale * (denoiser(x, sigma, cond) - uncond)
+        conditional = denoiser(x, sigma, cond)
+        out = uncond + scale * (conditional - uncond)
+        return out if everywhere else torch.where(append_dims(inside, x.ndim), out, conditional)
 
     return guided
 

@@ -83,6 +83,7 @@ class SamplingState:
     sampler: Sampler | None = None  # set explicitly by the caller or by a component; None = the module's
     hold: Hold | None = None  # the caller's choice of how given entries are held; None = the component's
     guidance_scale: float | None = None  # the caller's guidance scale; None = the component's
+    guidance_interval: tuple[float, float] | None = None  # the caller's σ interval of guidance; None = the component's
 
     @property
     def given(self) -> bool:

@@ -14,7 +14,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace as copy_with
 from functools import partial
 
@@ -29,17 +29,20 @@ from diffkit.modalities.base import Conditioning, Hold, SamplingState, TrainingE
 class ClassifierFree(Conditioning):
     """Drop the whole condition to its declared nulls with probability p in training; guide at `scale` when sampling.
 
-    D_uncond + scale·(D_cond - D_uncond) with the null condition built from the declared nulls (Ho & Salimans 2022).
+    D_uncond + scale·(D_cond - D_uncond) with the null condition built from the declared nulls (Ho & Salimans 2022),
+    only for σ in (lo, hi] when an interval is given (Kynkäänniemi et al. 2024).
     """
 
     def __init__(
         self,
         p: float = 0.1,  # condition dropout in training (Ho & Salimans 2022 use 0.1-0.2)
         scale: float = 2.0,  # 1 = conditional, 0 = unconditional, > 1 = guided
+        interval: Sequence[float] | None = None,  # (lo, hi]: guide only at these σ, one network call elsewhere
     ) -> None:
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"ClassifierFree: p must be in [0, 1), got {p!r}")
         self.p, self.scale = float(p), float(scale)
+        self.interval = None if interval is None else (float(interval[0]), float(interval[1]))
 
     def train(self, example: TrainingExample, generator: Generator) -> TrainingExample:
         if not example.training:
@@ -48,7 +51,9 @@ class ClassifierFree(Conditioning):
 
     def prepare(self, state: SamplingState) -> SamplingState:
         scale = self.scale if state.guidance_scale is None else float(state.guidance_scale)
-        return copy_with(state, denoiser=cfg(state.denoiser, scale, partial(null_cond, specs=state.specs)))
+        interval = self.interval if state.guidance_interval is None else tuple(map(float, state.guidance_interval))
+        guided = cfg(state.denoiser, scale, partial(null_cond, specs=state.specs), interval=interval)
+        return copy_with(state, denoiser=guided)
 
 
 class GivenEntries(Conditioning):

@@ -36,12 +36,13 @@ def evaluate(
     inpaint: bool = True,  # also score sampling with given entries (the evaluator's inpaint_fn)
     hold: Hold | None = None,  # how given entries are held; None = the model's conditioning
     guidance_scale: float | None = None,  # None = the model's
+    guidance_interval: tuple[float, float] | None = None,  # σ in (lo, hi] where guidance acts; None = the model's
 ) -> dict[str, float]:
     """Score `module` with EMA weights; sampling is seeded, so two calls give the same numbers."""
     generator = torch.Generator().manual_seed(seed)
     device = module.device
     options = {"steps": steps, "sampler": sampler, "schedule": schedule, "generator": generator,
-               "guidance_scale": guidance_scale}  # fmt: skip
+               "guidance_scale": guidance_scale, "guidance_interval": guidance_interval}  # fmt: skip
 
     def sample_fn(n: int, cond: Cond | None) -> Tensor:
         return torch.cat(

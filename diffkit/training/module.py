@@ -198,15 +198,17 @@ class DiffusionModule(L.LightningModule):
         hold: Hold | None = None,
         guidance_scale: float | None = None,
         guide: Callable[[Denoiser], Denoiser] | None = None,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> Tensor:
         """Draw n examples [n,*S] in model space; known/mask (1 = given) are held exactly (e.g. inpainting).
 
         The conditioning components decide how: e.g. GivenEntries wraps the denoiser with `hold` (else its own) and
-        may pick its own sampler (RePaint); an explicit `sampler` wins. guidance_scale overrides a guided component's.
+        may pick its own sampler (RePaint); an explicit `sampler` wins. guidance_scale and guidance_interval (σ in
+        (lo, hi]) override a guided component's.
         guide wraps the model's denoiser before the components do (so given entries stay held), e.g. cost_guidance.
         """
-        if guidance_scale is not None and not self.guided:
-            raise ValueError("guidance_scale needs a model trained with classifier-free guidance (ClassifierFree)")
+        if (guidance_scale is not None or guidance_interval is not None) and not self.guided:
+            raise ValueError("guidance_scale and guidance_interval need a model trained with classifier-free guidance")
         device = self.device
         sigmas = (schedule or self.schedule)(steps or self.sample_steps).to(device)
         x = self.process.prior((n, *self.modality.example_shape()), device=device, generator=generator,
@@ -222,6 +224,7 @@ class DiffusionModule(L.LightningModule):
             sampler=sampler,
             hold=hold,
             guidance_scale=guidance_scale,
+            guidance_interval=guidance_interval,
         )
         for component in self.conditioning:
             state = component.prepare(state)

@@ -30,6 +30,29 @@ def test_cfg_scale_one_is_conditional_and_zero_is_unconditional() -> None:
     torch.testing.assert_close(cfg(_labelled_denoiser, 0.0, null)(x, sigma, cond), _labelled_denoiser(x, sigma, null))
 
 
+def test_cfg_guides_only_inside_its_sigma_interval_with_one_call_outside() -> None:
+    """interval (lo, hi]: guided where lo < σ ≤ hi, the conditional denoiser (one call) elsewhere, per example."""
+    calls = []
+
+    def counted(x, sigma, cond=None):
+        calls.append(cond is None)
+        return _labelled_denoiser(x, sigma, cond)
+
+    x, cond = torch.randn(4, 3), {"label": torch.arange(4)}
+    guided = cfg(counted, 3.0, interval=(0.5, 2.0))
+    uncond, condd = _labelled_denoiser(x, None, None), _labelled_denoiser(x, None, cond)
+    torch.testing.assert_close(guided(x, torch.full((4,), 2.0), cond), uncond + 3.0 * (condd - uncond))  # hi: in
+    assert len(calls) == 2
+    torch.testing.assert_close(guided(x, torch.full((4,), 0.5), cond), condd)  # lo is outside: one call
+    torch.testing.assert_close(guided(x, torch.full((4,), 80.0), cond), condd)
+    assert len(calls) == 4
+    mixed = guided(x, torch.tensor([0.1, 1.0, 1.5, 9.0]), cond)  # per example
+    torch.testing.assert_close(mixed[[0, 3]], condd[[0, 3]])
+    torch.testing.assert_close(mixed[[1, 2]], (uncond + 3.0 * (condd - uncond))[[1, 2]])
+    with pytest.raises(ValueError, match="interval"):
+        cfg(counted, 3.0, interval=(2.0, 0.5))
+
+
 def test_replace_keeps_known_entries_exactly() -> None:
     known = torch.randn(3, 1, 4, 4)
     mask = torch.rand(3, 1, 4, 4) > 0.5
