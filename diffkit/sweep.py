@@ -43,8 +43,9 @@ def network_evaluations(module: Any, steps: int, **options: Any) -> int:
 
 
 def _line_label(row: dict) -> str:
-    scale = row.get("guidance_scale")
-    return row["sampler"] if scale is None else f"{row['sampler']}, CFG {scale:g}"
+    scale, interval = row.get("guidance_scale"), row.get("guidance_interval")
+    label = row["sampler"] if scale is None else f"{row['sampler']}, CFG {scale:g}"
+    return label if interval is None else f"{label}, σ in ({interval[0]:g}, {interval[1]:g}]"
 
 
 def plot(rows: list[dict], metric: str, path: Path) -> None:
