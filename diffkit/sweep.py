@@ -103,8 +103,8 @@ def run(cfg: DictConfig) -> list[dict]:
     labels = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale", "guidance_interval")
     metric = cfg.metric or [k for k in rows[0] if k not in labels][0]
     out_dir = Path(cfg.out_dir)
-    write_json({"ckpt": str(cfg.ckpt), "schedule": cfg.grid or "checkpoint", "metric": metric, "rows": rows},
-               out_dir / "sweep.json")  # fmt: skip
+    write_json({"ckpt": str(cfg.ckpt), "schedule": cfg.grid or "checkpoint", "seed": int(cfg.seed), "metric": metric,
+                "rows": rows}, out_dir / "sweep.json")  # fmt: skip
     plot(rows, metric, out_dir / f"{metric}_vs_nfe.png")
     log.info("wrote %s and %s", out_dir / "sweep.json", out_dir / f"{metric}_vs_nfe.png")
     return rows
