@@ -64,9 +64,9 @@ def main() -> None:
         if r["guidance_interval"] is not None:
             guidance += " in ({:g}, {:g}]".format(*r["guidance_interval"])
         sd = r.get(f"{args.metric}_sd")
-        spread = "" if sd is None else f" ± {sd:.1f}"
+        spread = "" if sd is None else f" ± {sd:.2g}"
         print(
-            f"| {r['grid']} | {r['sampler']} | {guidance} | {r['nfe']} | {r[f'{args.metric}_mean']:.1f}{spread} "
+            f"| {r['grid']} | {r['sampler']} | {guidance} | {r['nfe']} | {r[f'{args.metric}_mean']:.4g}{spread} "
             f"| {sorted(r['seeds'])} |"
         )
 
