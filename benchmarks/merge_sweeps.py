@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-LABELS = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale", "guidance_interval")
+from diffkit.sweep import POINT_LABELS as LABELS
 
 
 def read_run(run_dir: Path) -> tuple[int, dict]:

@@ -28,6 +28,7 @@ from diffkit.io import atomic_write, write_json
 from diffkit.training.evaluation import evaluate
 
 log = logging.getLogger(__name__)
+POINT_LABELS = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale", "guidance_interval")  # not metrics
 
 
 def network_evaluations(module: Any, steps: int, **options: Any) -> int:
@@ -100,8 +101,7 @@ def run(cfg: DictConfig) -> list[dict]:
                     point["guidance_interval"] = list(interval)
                 rows.append({**point, **metrics})
                 log.info("%s steps=%d nfe=%d scale=%s %s", name, steps, nfe, scale, metrics)
-    labels = ("sampler", "steps", "denoiser_calls", "nfe", "guidance_scale", "guidance_interval")
-    metric = cfg.metric or [k for k in rows[0] if k not in labels][0]
+    metric = cfg.metric or [k for k in rows[0] if k not in POINT_LABELS][0]
     out_dir = Path(cfg.out_dir)
     write_json({"ckpt": str(cfg.ckpt), "schedule": cfg.grid or "checkpoint", "seed": int(cfg.seed), "metric": metric,
                 "rows": rows}, out_dir / "sweep.json")  # fmt: skip
