@@ -70,13 +70,34 @@ def test_low_rank_gaussian_samples_lie_in_the_span_of_the_data_with_its_covarian
     torch.testing.assert_close(samples.mean(0), flat.mean(0), atol=0.05, rtol=0)
 
 
+def test_infill_span_fills_and_span_l1_by_hand() -> None:
+    from diffkit.modalities.audio.infill import crossfade_fill, middle_frames, silence_fill, span_l1
+
+    assert middle_frames(64, 0.3) == (22, 41) and middle_frames(10, 0.3) == (3, 6) and middle_frames(2, 0.9) == (0, 1)
+    with pytest.raises(ValueError, match="fraction"):
+        middle_frames(10, 1.0)
+    wave = torch.arange(1.0, 13.0)  # 1..12; gap [4, 8): 4 samples, the 4 before (1..4) fade into the 4 after (9..12)
+    assert silence_fill(wave, 4, 8).tolist() == [1, 2, 3, 4, 0, 0, 0, 0, 9, 10, 11, 12]
+    fade = torch.tensor([0.0, 1 / 3, 2 / 3, 1.0])
+    expected = torch.tensor([1.0, 2, 3, 4]) * (1 - fade) + torch.tensor([9.0, 10, 11, 12]) * fade  # 1, 14/3, 25/3, 12
+    torch.testing.assert_close(crossfade_fill(wave, 4, 8)[4:8], expected)
+    assert crossfade_fill(wave, 4, 8)[:4].tolist() == [1, 2, 3, 4] and wave[4] == 5  # the input is untouched
+    with pytest.raises(ValueError, match="needs 4 samples on each side"):
+        crossfade_fill(wave, 2, 6)
+    a, b = torch.zeros(2, 3, 5), torch.zeros(2, 3, 5)
+    a[..., 1] = 2.0  # frame 1 off by 2 everywhere, frame 4 (outside the span) off by 100
+    a[..., 4] = 100.0
+    assert span_l1(a, b, 1, 3) == pytest.approx(1.0)  # frames 1 and 2: mean of 2 and 0
+
+
 def test_smoke_recipe_trains_samples_renders_and_judges(spoken_digits_smoke: Path, tmp_path: Path) -> None:
     from diffkit.train import run
 
     metrics = run(compose_train(["recipe=smoke/audio_digits", f"paths.data_dir={spoken_digits_smoke.parent.parent}"],
                                 tmp_path))  # fmt: skip
     for key in ("train/loss", "val/loss", "test/cond_acc", "test/fd", "test/fd_real_train", "test/fd_class_gauss",
-                "test/classifier_test_acc", "test/rendered_acc", "test/class_gauss_rendered_acc"):  # fmt: skip
+                "test/classifier_test_acc", "test/rendered_acc", "test/class_gauss_rendered_acc", "test/infill_mel_l1",
+                "test/infill_silence_mel_l1", "test/infill_crossfade_mel_l1"):  # fmt: skip
         assert math.isfinite(metrics[key]), key
     assert metrics["test/fd"] > max(metrics["test/fd_real_train"], metrics["test/fd_class_gauss"])  # untrained
     wavs = list((tmp_path / "samples").rglob("*.wav"))

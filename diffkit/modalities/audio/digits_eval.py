@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 
 from diffkit.modalities.audio.classifier import MelClassifier
+from diffkit.modalities.audio.infill import crossfade_fill, middle_frames, silence_fill, span_l1
 from diffkit.modalities.audio.mel import MelModality
 from diffkit.modalities.audio.metrics import dnsmos, griffin_lim
-from diffkit.modalities.base import Headline, SampleFn
+from diffkit.modalities.base import Headline, InpaintFn, SampleFn
 from diffkit.modalities.image.baselines import sample_class_gaussians
 from diffkit.modalities.image.metrics import accuracy, frechet_distance, load_or_train_classifier
 
@@ -36,11 +37,14 @@ class SpokenDigitsEvaluator:
         n_render: int = 100,  # of them rendered to audio for the listener's scores (a vocoder costs ~NFE·clips)
         judge: bool = True,  # DNSMOS on the rendered clips and the baselines
         seed: int = 0,
+        n_infill: int = 0,  # test clips whose middle span is hidden and restored (infill.py); 0 = no infilling
+        infill_fraction: float = 0.3,  # the hidden share of each clip's frames
     ) -> None:
         if not modality.num_classes:
             raise ValueError("SpokenDigitsEvaluator: needs a class-conditional model (modality.num_classes)")
         self.modality, self.n_samples, self.n_render = modality, int(n_samples), int(n_render)
         self.judge, self.seed = bool(judge), int(seed)
+        self.n_infill, self.infill_fraction = int(n_infill), float(infill_fraction)
         self.mels = self._splits()
         (train, train_labels), (val, val_labels) = self.mels["train"], self.mels["val"]
         self.classifier, self.classifier_val_acc = load_or_train_classifier(
@@ -104,8 +108,9 @@ class SpokenDigitsEvaluator:
             self._baselines = out
         return self._baselines
 
-    def run(self, sample_fn: SampleFn, inpaint_fn: object = None) -> dict[str, float]:
-        """Generate n_samples digits (0..9 in turn) and score them and their rendered audio beside the baselines."""
+    def run(self, sample_fn: SampleFn, inpaint_fn: InpaintFn | None = None) -> dict[str, float]:
+        """Generate n_samples digits (0..9 in turn) and score them and their rendered audio beside the baselines;
+        with n_infill, also restore hidden spans of test clips (infill)."""
         (test, _), n = self.mels["test"], self.n_samples
         labels = torch.arange(n) % int(self.modality.num_classes)
         log_mels = self.modality.decode(sample_fn(n, {"label": labels}))
@@ -117,7 +122,27 @@ class SpokenDigitsEvaluator:
             **self.baselines(n),
         }
         metrics.update(self._listen(log_mels[: self.n_render], labels[: self.n_render], "rendered"))
+        if inpaint_fn is not None and self.n_infill > 0:
+            metrics.update(self.infill(inpaint_fn))
         return metrics
+
+    def infill(self, inpaint_fn: InpaintFn) -> dict[str, float]:
+        """Hide the middle span of n_infill test clips; restore it from the rest with no label (the model's
+        conditioning holds the given frames), and score it and the silence / crossfade fills by span log-mel L1."""
+        m, n = self.modality, self.n_infill
+        waves = m.held_out(n, "test")
+        reference = m.log_mel(waves[:, 0])
+        start, stop = middle_frames(reference.shape[-1], self.infill_fraction)
+        known = m.to_model(reference)
+        mask = torch.ones_like(known)
+        mask[..., start:stop] = 0.0
+        restored = m.decode(inpaint_fn(known, mask, {"label": torch.full((n,), -1)}))  # -1: the dropped label
+        a, b = start * m.hop, stop * m.hop
+        return {
+            "infill_mel_l1": span_l1(restored, reference, start, stop),
+            "infill_silence_mel_l1": span_l1(m.log_mel(silence_fill(waves, a, b)[:, 0]), reference, start, stop),
+            "infill_crossfade_mel_l1": span_l1(m.log_mel(crossfade_fill(waves, a, b)[:, 0]), reference, start, stop),
+        }
 
     def headlines(self) -> tuple[Headline, ...]:
         real = (("real test clips", "classifier_test_acc"),)
@@ -131,4 +156,8 @@ class SpokenDigitsEvaluator:
         if self.judge:
             judge = (("real clips", "real_dnsmos_ovrl"), ("Griffin-Lim of real mels", "gl100_real_dnsmos_ovrl"))
             out.append(Headline("DNSMOS OVRL", "rendered_dnsmos_ovrl", judge, lower_is_better=False))
+        if self.n_infill:
+            fills = (("silence", "infill_silence_mel_l1"), ("crossfade", "infill_crossfade_mel_l1"))
+            note = f"middle {self.infill_fraction:.0%} of {self.n_infill} test clips"
+            out.append(Headline("infilling log-mel L1", "infill_mel_l1", fills, note=note))
         return tuple(out)
