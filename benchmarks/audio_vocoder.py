@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from throughput import cpu_name
 
 from diffkit.config import load
 from diffkit.core.samplers.gaussian import count_nfe, sample_dpmpp_2m, sample_euler, sample_heun
@@ -40,13 +40,6 @@ def held_out_clips(modality, n: int, frames: int, split: str = "test") -> torch.
     clips = [fit_length(read_wav(Path(modality.data_dir) / r["file"], modality.sample_rate), frames * modality.hop)
              for r in chosen]  # fmt: skip
     return torch.as_tensor(clips)[:, None]
-
-
-def cpu_model() -> str:
-    """The CPU's model name as lscpu prints it (platform.processor() is empty on Linux)."""
-    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-             if line.startswith("model name")] if Path("/proc/cpuinfo").is_file() else []  # fmt: skip
-    return names[0] if names else platform.processor()
 
 
 @torch.no_grad()
@@ -81,7 +74,7 @@ def main() -> None:
     real = held_out_clips(modality, args.n_clips, args.frames, args.split)
     mel = modality.log_mel(real[:, 0])
     results: dict = {"ckpt": args.ckpt, "step": None, "n_clips": len(real), "split": args.split,
-                     "sigma_min": args.sigma_min, "cpu": cpu_model(), "threads": args.threads, "rows": []}  # fmt: skip
+                     "sigma_min": args.sigma_min, "cpu": cpu_name(), "threads": args.threads, "rows": []}  # fmt: skip
     results["step"] = int(torch.load(args.ckpt, map_location="cpu", weights_only=False)["global_step"])
     results["real_dnsmos"] = dnsmos(real, modality.sample_rate)
     print(f"real: DNSMOS {results['real_dnsmos']}", flush=True)

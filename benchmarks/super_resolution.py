@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from throughput import cpu_name
 
 from diffkit.config import load, load_config
 from diffkit.io import write_json
@@ -29,13 +29,6 @@ from diffkit.training.evaluation import evaluate
 
 KEYS = ("sr_ssim", "sr_psnr", "sr_mean_ssim", "sr_mean_psnr", "bicubic_ssim", "bicubic_psnr", "nearest_ssim",
         "nearest_psnr", "consistency_psnr", "sr_k")  # fmt: skip
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:

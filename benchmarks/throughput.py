@@ -1,12 +1,15 @@
 """Interleaved throughput of two nets (training and no-grad forward), medians, ratio printed and saved as JSON.
 
 Each repeat times every net back to back, alternating which goes first, so machine load hits them alike. Shared by
-the throughput benchmarks (unet_throughput.py, trajectory_throughput.py, audio_throughput.py).
+the throughput benchmarks (unet_throughput.py, trajectory_throughput.py, audio_throughput.py); cpu_name() by every
+benchmark that records timings.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -14,6 +17,18 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+
+def cpu_name() -> str:
+    """The CPU's model name as lscpu prints it, with the cores this process sees (platform.processor() is empty on
+    Linux); every benchmark records it beside its timings."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def n_params(net: nn.Module) -> int:

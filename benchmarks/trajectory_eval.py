@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from throughput import cpu_name
 
 from diffkit.config import load
 from diffkit.core.guidance import cost_guidance
@@ -49,16 +48,6 @@ from diffkit.modalities.trajectory.rollout import (
 )
 
 SAMPLERS = {"heun": sample_heun, "euler": sample_euler, "dpmpp_2m": sample_dpmpp_2m}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def guide_factory(module, avoid: list[float] | None, hurry: bool, scale: float):
