@@ -97,7 +97,8 @@ def test_smoke_recipe_trains_samples_renders_and_judges(spoken_digits_smoke: Pat
                                 tmp_path))  # fmt: skip
     for key in ("train/loss", "val/loss", "test/cond_acc", "test/fd", "test/fd_real_train", "test/fd_class_gauss",
                 "test/classifier_test_acc", "test/rendered_acc", "test/class_gauss_rendered_acc", "test/infill_mel_l1",
-                "test/infill_silence_mel_l1", "test/infill_crossfade_mel_l1"):  # fmt: skip
+                "test/infill_silence_mel_l1", "test/infill_crossfade_mel_l1", "test/infill_acc",
+                "test/infill_crossfade_acc"):  # fmt: skip
         assert math.isfinite(metrics[key]), key
     assert metrics["test/fd"] > max(metrics["test/fd_real_train"], metrics["test/fd_class_gauss"])  # untrained
     wavs = list((tmp_path / "samples").rglob("*.wav"))

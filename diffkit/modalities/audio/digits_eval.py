@@ -128,21 +128,26 @@ class SpokenDigitsEvaluator:
 
     def infill(self, inpaint_fn: InpaintFn) -> dict[str, float]:
         """Hide the middle span of n_infill test clips; restore it from the rest with no label (the model's
-        conditioning holds the given frames), and score it and the silence / crossfade fills by span log-mel L1."""
+        conditioning holds the given frames). Each method's span log-mel L1 and the digit classifier's accuracy on
+        the filled clip, beside the silence and crossfade fills."""
         m, n = self.modality, self.n_infill
-        waves = m.held_out(n, "test")
+        waves, (_, labels) = m.held_out(n, "test"), m.held_out_mels(n, "test")
         reference = m.log_mel(waves[:, 0])
         start, stop = middle_frames(reference.shape[-1], self.infill_fraction)
         known = m.to_model(reference)
         mask = torch.ones_like(known)
         mask[..., start:stop] = 0.0
-        restored = m.decode(inpaint_fn(known, mask, {"label": torch.full((n,), -1)}))  # -1: the dropped label
         a, b = start * m.hop, stop * m.hop
-        return {
-            "infill_mel_l1": span_l1(restored, reference, start, stop),
-            "infill_silence_mel_l1": span_l1(m.log_mel(silence_fill(waves, a, b)[:, 0]), reference, start, stop),
-            "infill_crossfade_mel_l1": span_l1(m.log_mel(crossfade_fill(waves, a, b)[:, 0]), reference, start, stop),
+        filled = {
+            "infill": m.decode(inpaint_fn(known, mask, {"label": torch.full((n,), -1)})),  # -1: the dropped label
+            "infill_silence": m.log_mel(silence_fill(waves, a, b)[:, 0]),
+            "infill_crossfade": m.log_mel(crossfade_fill(waves, a, b)[:, 0]),
         }
+        out = {}
+        for name, log_mel in filled.items():
+            out[f"{name}_mel_l1"] = span_l1(log_mel, reference, start, stop)
+            out[f"{name}_acc"] = accuracy(self.classifier, m.to_model(log_mel), labels)
+        return out
 
     def headlines(self) -> tuple[Headline, ...]:
         real = (("real test clips", "classifier_test_acc"),)
