@@ -131,7 +131,7 @@ class SpokenDigitsEvaluator:
         conditioning holds the given frames). Each method's span log-mel L1 and the digit classifier's accuracy on
         the filled clip, beside the silence and crossfade fills."""
         m, n = self.modality, self.n_infill
-        waves, (_, labels) = m.held_out(n, "test"), m.held_out_mels(n, "test")
+        waves, labels = m.held_out(n, "test"), m.held_out_labels(n, "test")  # each WAV read once
         reference = m.log_mel(waves[:, 0])
         start, stop = middle_frames(reference.shape[-1], self.infill_fraction)
         known = m.to_model(reference)

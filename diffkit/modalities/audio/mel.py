@@ -104,14 +104,18 @@ class MelModality(AudioModality):
             self._vocoder = vocoder
         return self._vocoder
 
-    def held_out_mels(self, n: int, split: str = "test") -> tuple[Tensor, Tensor]:
-        """(log-mels [n,n_mels,F] of the first n whole clips of a split, their labels [n])."""
+    def held_out_labels(self, n: int, split: str = "test") -> Tensor:
+        """The labels [n] of the first n clips of a split (manifest order, as held_out), read from the manifest."""
         from diffkit.modalities.audio.datasets import read_manifest
 
         rows = [r for r in read_manifest(self.data_dir) if r["split"] == split][:n]
         if len(rows) < n:
             raise DataError(f"{self.data_dir}: the {split} split has {len(rows)} clips, asked for {n}")
-        return self.held_out_mel(n, split), torch.tensor([int(r["label"]) for r in rows])
+        return torch.tensor([int(r["label"]) for r in rows])
+
+    def held_out_mels(self, n: int, split: str = "test") -> tuple[Tensor, Tensor]:
+        """(log-mels [n,n_mels,F] of the first n whole clips of a split, their labels [n])."""
+        return self.held_out_mel(n, split), self.held_out_labels(n, split)
 
     def request(self, n: int, label: int | None = None) -> Request:
         """Class-conditional: every digit in turn, or `+request.label=7`; unconditional models: no condition."""
